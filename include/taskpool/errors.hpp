@@ -1,0 +1,62 @@
+// taskpool/errors.hpp — the exceptions taskpool throws.
+//
+// Every error taskpool raises on its own behalf derives from taskpool::Error, itself a
+// std::runtime_error, so `catch (const taskpool::Error&)` catches all of them. Exceptions thrown
+// by user tasks are never wrapped: Future::get() rethrows the task's own exception object.
+//
+// Thread-safety: these are plain value types; copies may be used from any thread.
+#pragma once
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+namespace taskpool {
+
+// Base of every taskpool error.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A bounded queue had no room: thrown by submit()/post() under WhenFull::reject.
+class QueueFull : public Error {
+ public:
+  QueueFull() : Error("taskpool: queue is full") {}
+};
+
+// The pool (or scheduler) no longer accepts work because shutdown has begun.
+class PoolClosed : public Error {
+ public:
+  PoolClosed() : Error("taskpool: pool is closed") {}
+};
+
+// on_thread_start threw: the pool is unusable. cause() is the initializer's exception.
+class BrokenPool : public Error {
+ public:
+  explicit BrokenPool(std::exception_ptr cause)
+      : Error("taskpool: pool is broken (a thread initializer threw: " + describe(cause) + ")"),
+        cause_(std::move(cause)) {}
+  const std::exception_ptr& cause() const noexcept { return cause_; }
+
+ private:
+  static std::string describe(const std::exception_ptr& e) {
+    try {
+      if (e) std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      return ex.what();
+    } catch (...) {
+      return "non-standard exception";
+    }
+    return "unknown";
+  }
+  std::exception_ptr cause_;
+};
+
+// get() on a future whose task was cancelled before it ran.
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("taskpool: task was cancelled") {}
+};
+
+}  // namespace taskpool

@@ -1,0 +1,402 @@
+// taskpool/thread_pool.hpp — ThreadPool: a work-stealing pool of worker threads.
+//
+// Overview. Tasks submitted from outside the pool enter a shared injection queue (one list per
+// priority level); tasks submitted by a task running on a worker go to that worker's own
+// work-stealing deque. Idle workers steal from each other, then sleep on an event count; an idle
+// pool uses no CPU. Threads start lazily (one when a task arrives, no worker is idle and fewer than
+// max_threads exist) and threads above min_threads exit after idle_timeout. docs/design.md
+// explains the engine; docs/performance.md how fast it is.
+//
+// Thread-safety: every member function may be called concurrently from any thread, including
+// from tasks running on the pool itself, except the destructor and shutdown()/close()/terminate()
+// from a worker of the same pool (they would have to join the calling thread: std::logic_error).
+//
+// Blocking behaviour of each call:
+//   submit/post       may block only under a full bounded queue with WhenFull::block (outside
+//                     workers only: a worker never blocks on a full queue, see "Full queue").
+//   try_submit        never blocks. submit_for: blocks at most its duration.
+//   submit_batch/post_batch  as submit/post, for the whole batch at once.
+//   wait_idle         blocks until no task is queued or running; wait_idle_for at most its
+//                     duration. Called from a worker of the same pool they would wait on their own
+//                     task, so they throw std::logic_error instead.
+//   close/terminate/shutdown  block until every worker thread has exited.
+//   resize, stats     never block on tasks (stats takes no lock on the task path).
+//   ~ThreadPool       = close(): runs what is queued, then joins.
+//
+// Full queue (bounded pools): a submission from outside the pool applies when_full. A submission
+// from a task running on this pool never blocks — a pool whose workers all wait for room would
+// deadlock — so under WhenFull::block or caller_runs it runs the new task inline at once, and
+// under WhenFull::reject it throws QueueFull.
+//
+// Waiting inside a task: Future::get()/wait() on a worker help (run queued tasks while waiting),
+// so a task may wait for tasks it submitted to its own pool, even in a one-thread pool.
+//
+// Errors: a task's exception reaches its Future; a post()ed task's exception goes to
+// Options::on_error (default: one line on stderr). Submitting after shutdown began throws
+// PoolClosed; to a broken pool, BrokenPool.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <stdexcept>
+#include <stop_token>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "taskpool/errors.hpp"
+#include "taskpool/future.hpp"
+#include "taskpool/options.hpp"
+
+namespace taskpool {
+
+namespace detail {
+
+// Passed to TaskNode::run by the worker.
+struct RunContext {
+  std::stop_token pool_stop;          // requested by terminate()
+  std::exception_ptr posted_error;    // set by a post()ed task that threw
+};
+enum class RunOutcome : unsigned char { ok, failed, skipped };
+
+// A queued unit of work: an intrusive node of the injection lists and the element type of the
+// work-stealing deques. run() and discard() each consume the node (release its storage).
+class TaskNode {
+ public:
+  virtual RunOutcome run(RunContext& ctx) noexcept = 0;
+  // Drops the task without running it: its future becomes cancelled (why == nullptr) or fails
+  // with `why` (a broken pool).
+  virtual void discard(std::exception_ptr why) noexcept = 0;
+  TaskNode* next = nullptr;
+  int level = kDefaultPriority.value;
+
+ protected:
+  ~TaskNode() = default;
+};
+
+template <class F, class... Args>
+constexpr bool takes_stop_token_v = std::is_invocable_v<F&, std::stop_token, Args&...>;
+
+template <class F, class... Args>
+struct task_result {
+  using type = std::invoke_result_t<F&, Args&...>;
+};
+template <class F, class... Args>
+  requires takes_stop_token_v<F, Args...>
+struct task_result<F, Args...> {
+  using type = std::invoke_result_t<F&, std::stop_token, Args&...>;
+};
+template <class F, class... Args>
+using task_result_t = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
+
+// "put with a type check": submit/post accept only what can be called with the given arguments
+// (optionally preceded by a std::stop_token); anything else fails to compile here.
+template <class F, class... Args>
+concept Task = std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>&...> ||
+               std::is_invocable_v<std::decay_t<F>&, std::stop_token, std::decay_t<Args>&...>;
+
+// The callable and its bound arguments, stored inline in the node (no extra allocation).
+template <class F, class... Args>
+class Callable {
+ public:
+  template <class G, class... A>
+  explicit Callable(G&& g, A&&... a) : f_(std::forward<G>(g)), args_(std::forward<A>(a)...) {}
+  decltype(auto) operator()(std::stop_token token) {
+    if constexpr (takes_stop_token_v<F, Args...>) {
+      return std::apply([&](auto&... a) -> decltype(auto) { return std::invoke(f_, std::move(token), a...); }, args_);
+    } else {
+      (void)token;
+      return std::apply([&](auto&... a) -> decltype(auto) { return std::invoke(f_, a...); }, args_);
+    }
+  }
+
+ private:
+  F f_;
+  [[no_unique_address]] std::tuple<Args...> args_;
+};
+
+// A task with a future: one allocation holds the node, the shared state and the callable.
+template <class R, class F, class... Args>
+class FutureTask final : public TaskNode, public SharedState<R> {
+ public:
+  static constexpr bool kTakesToken = takes_stop_token_v<F, Args...>;
+  template <class G, class... A>
+  explicit FutureTask(G&& g, A&&... a) {
+    ::new (static_cast<void*>(&fn_)) Callable<F, Args...>(std::forward<G>(g), std::forward<A>(a)...);
+  }
+  RunOutcome run(RunContext& ctx) noexcept override {
+    if (!this->try_start()) {  // cancelled while queued
+      destroy_fn();
+      this->release();
+      return RunOutcome::skipped;
+    }
+    RunOutcome outcome = RunOutcome::ok;
+    try {
+      std::stop_token token;
+      if constexpr (kTakesToken) {
+        // The task stops when its future is cancelled (own source) or the pool terminates.
+        std::stop_callback link(ctx.pool_stop, [this]() noexcept { stop_.request_stop(); });
+        store(stop_.get_token());
+      } else {
+        store(std::move(token));
+      }
+    } catch (...) {
+      this->error = std::current_exception();
+      outcome = RunOutcome::failed;
+    }
+    destroy_fn();  // captured resources go now, not when the last Future does
+    this->finish();
+    this->release();
+    return outcome;
+  }
+  void discard(std::exception_ptr why) noexcept override {
+    if (why == nullptr) {
+      this->try_cancel();
+    } else if (this->try_start()) {
+      this->error = std::move(why);
+      this->finish();
+    }
+    destroy_fn();
+    this->release();
+  }
+  void request_stop() noexcept override {
+    if constexpr (kTakesToken) stop_.request_stop();
+  }
+
+ private:
+  void store(std::stop_token token) {
+    if constexpr (std::is_void_v<R>) {
+      fn()(std::move(token));
+      this->value.emplace();
+    } else {
+      this->value.emplace(fn()(std::move(token)));
+    }
+  }
+  Callable<F, Args...>& fn() noexcept { return *std::launder(reinterpret_cast<Callable<F, Args...>*>(&fn_)); }
+  void destroy_fn() noexcept {
+    if (alive_) {
+      fn().~Callable();
+      alive_ = false;
+    }
+  }
+  struct NoSource {
+    void request_stop() noexcept {}
+  };
+  alignas(Callable<F, Args...>) unsigned char fn_[sizeof(Callable<F, Args...>)];
+  bool alive_ = true;  // touched only by the single thread that runs or discards the node
+  [[no_unique_address]] std::conditional_t<kTakesToken, std::stop_source, NoSource> stop_;
+};
+
+// A fire-and-forget task: the node and the callable, nothing else.
+template <class F, class... Args>
+class PostTask final : public TaskNode {
+ public:
+  template <class G, class... A>
+  explicit PostTask(G&& g, A&&... a) : fn_(std::forward<G>(g), std::forward<A>(a)...) {}
+  RunOutcome run(RunContext& ctx) noexcept override {
+    RunOutcome outcome = RunOutcome::ok;
+    try {
+      fn_(ctx.pool_stop);
+    } catch (...) {
+      ctx.posted_error = std::current_exception();
+      outcome = RunOutcome::failed;
+    }
+    delete this;
+    return outcome;
+  }
+  void discard(std::exception_ptr) noexcept override { delete this; }
+
+ private:
+  Callable<F, Args...> fn_;
+};
+
+template <class F, class... Args>
+auto make_future_task(F&& f, Args&&... args) {
+  using R = task_result_t<F, Args...>;
+  using Node = FutureTask<R, std::decay_t<F>, std::decay_t<Args>...>;
+  auto* node = new Node(std::forward<F>(f), std::forward<Args>(args)...);
+  return std::pair<TaskNode*, Future<R>>(node, Future<R>::from_state(node));
+}
+template <class F, class... Args>
+TaskNode* make_post_task(F&& f, Args&&... args) {
+  return new PostTask<std::decay_t<F>, std::decay_t<Args>...>(std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+// How an enqueue treats a full bounded queue.
+enum class Admission { policy, no_wait, until_deadline };
+enum class EnqueueStatus { queued, full, ran_inline };
+
+class PoolCore;  // src/pool/pool_core.hpp
+
+}  // namespace detail
+
+class ThreadPool {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // A lazily grown pool: up to hardware_concurrency() threads, none kept when idle.
+  ThreadPool();
+  explicit ThreadPool(Options options);
+  // A fixed pool of `threads` threads, all started now (min = max = threads).
+  explicit ThreadPool(std::size_t threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Runs f(args...) — or f(stop_token, args...) — on the pool; the Future carries its result.
+  template <class F, class... Args>
+    requires detail::Task<F, Args...>
+  auto submit(F&& f, Args&&... args) -> Future<detail::task_result_t<F, Args...>> {
+    return submit(kDefaultPriority, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+    requires detail::Task<F, Args...>
+  auto submit(Priority p, F&& f, Args&&... args) -> Future<detail::task_result_t<F, Args...>> {
+    int level = check_priority(p);
+    auto [node, fut] = detail::make_future_task(std::forward<F>(f), std::forward<Args>(args)...);
+    node->level = level;
+    if (enqueue(node, detail::Admission::policy, {}) == detail::EnqueueStatus::full) throw QueueFull();
+    return std::move(fut);
+  }
+
+  // Fire and forget. An exception escaping the task goes to Options::on_error.
+  template <class F, class... Args>
+    requires detail::Task<F, Args...>
+  void post(F&& f, Args&&... args) {
+    post(kDefaultPriority, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+    requires detail::Task<F, Args...>
+  void post(Priority p, F&& f, Args&&... args) {
+    int level = check_priority(p);
+    detail::TaskNode* node = detail::make_post_task(std::forward<F>(f), std::forward<Args>(args)...);
+    node->level = level;
+    if (enqueue(node, detail::Admission::policy, {}) == detail::EnqueueStatus::full) throw QueueFull();
+  }
+
+  // Empty when a bounded queue is full (never waits; caller_runs does not apply).
+  template <class F>
+    requires detail::Task<F>
+  auto try_submit(F&& f, Priority p = kDefaultPriority) -> std::optional<Future<detail::task_result_t<F>>> {
+    return submit_with(detail::Admission::no_wait, {}, p, std::forward<F>(f));
+  }
+  // Waits up to `d` for room in a bounded queue; empty if none came.
+  template <class Rep, class Period, class F>
+    requires detail::Task<F>
+  auto submit_for(std::chrono::duration<Rep, Period> d, F&& f, Priority p = kDefaultPriority)
+      -> std::optional<Future<detail::task_result_t<F>>> {
+    return submit_with(detail::Admission::until_deadline, clock::now() + std::chrono::ceil<clock::duration>(d), p,
+                       std::forward<F>(f));
+  }
+
+  // Submits every callable of `range` in one queue operation (one lock for the whole batch).
+  // In a bounded queue the batch enters whole or not at all (a batch larger than the capacity
+  // waits for an empty queue).
+  template <std::ranges::input_range Range>
+    requires detail::Task<std::ranges::range_reference_t<Range>>
+  auto submit_batch(Range&& callables, Priority p = kDefaultPriority)
+      -> std::vector<Future<detail::task_result_t<std::ranges::range_reference_t<Range>>>> {
+    int level = check_priority(p);
+    using R = detail::task_result_t<std::ranges::range_reference_t<Range>>;
+    std::vector<detail::TaskNode*> nodes;
+    std::vector<Future<R>> futures;
+    if constexpr (std::ranges::sized_range<Range>) {
+      nodes.reserve(std::ranges::size(callables));
+      futures.reserve(std::ranges::size(callables));
+    }
+    try {
+      for (auto&& c : callables) {
+        auto [node, fut] = detail::make_future_task(std::forward<decltype(c)>(c));
+        node->level = level;
+        nodes.push_back(node);
+        futures.push_back(std::move(fut));
+      }
+    } catch (...) {
+      for (auto* n : nodes) n->discard(nullptr);
+      throw;
+    }
+    if (enqueue_batch(nodes.data(), nodes.size(), detail::Admission::policy, {}) == detail::EnqueueStatus::full)
+      throw QueueFull();
+    return futures;
+  }
+  template <std::ranges::input_range Range>
+    requires detail::Task<std::ranges::range_reference_t<Range>>
+  void post_batch(Range&& callables, Priority p = kDefaultPriority) {
+    int level = check_priority(p);
+    std::vector<detail::TaskNode*> nodes;
+    if constexpr (std::ranges::sized_range<Range>) nodes.reserve(std::ranges::size(callables));
+    try {
+      for (auto&& c : callables) {
+        nodes.push_back(detail::make_post_task(std::forward<decltype(c)>(c)));
+        nodes.back()->level = level;
+      }
+    } catch (...) {
+      for (auto* n : nodes) n->discard(nullptr);
+      throw;
+    }
+    if (enqueue_batch(nodes.data(), nodes.size(), detail::Admission::policy, {}) == detail::EnqueueStatus::full)
+      throw QueueFull();
+  }
+
+  // Blocks until no task is queued or running (tasks submitted meanwhile are waited for too).
+  void wait_idle();
+  template <class Rep, class Period>
+  bool wait_idle_for(std::chrono::duration<Rep, Period> d) {
+    return wait_idle_until(clock::now() + std::chrono::ceil<clock::duration>(d));
+  }
+  bool wait_idle_until(clock::time_point deadline);
+
+  void close() { shutdown(Shutdown::drain); }
+  void terminate() { shutdown(Shutdown::terminate); }
+  // Stops accepting work (submissions throw PoolClosed), treats unfinished work as `how` says,
+  // and joins every worker. Safe to call again or concurrently: later calls wait for the first.
+  void shutdown(Shutdown how);
+
+  // Changes the thread bounds at run time. Extra threads exit after finishing their current
+  // task; queued work is never lost or run twice. Throws std::invalid_argument when
+  // max_threads == 0, min_threads > max_threads or max_threads > max_supported_threads().
+  void resize(std::size_t min_threads, std::size_t max_threads);
+  static constexpr std::size_t max_supported_threads() { return 512; }
+
+  Stats stats() const;
+  bool closed() const noexcept;
+  bool broken() const noexcept;
+  // The pool whose worker is calling, or nullptr on any other thread.
+  static ThreadPool* current() noexcept;
+  // The calling worker's index in its pool, or -1 on any other thread.
+  static int current_worker_index() noexcept;
+
+ private:
+  static int check_priority(Priority p) {
+    if (p.value < 0 || p.value >= kPriorityLevels)
+      throw std::invalid_argument("taskpool: priority " + std::to_string(p.value) + " is outside [0, " +
+                                  std::to_string(kPriorityLevels - 1) + "]");
+    return p.value;
+  }
+  template <class F>
+  auto submit_with(detail::Admission a, clock::time_point deadline, Priority p, F&& f)
+      -> std::optional<Future<detail::task_result_t<F>>> {
+    int level = check_priority(p);
+    auto [node, fut] = detail::make_future_task(std::forward<F>(f));
+    node->level = level;
+    if (enqueue(node, a, deadline) == detail::EnqueueStatus::full) return std::nullopt;
+    return std::move(fut);
+  }
+  // Takes ownership of the node(s) in every case: queued, run inline (caller_runs), or discarded
+  // (full: the caller reports it; closed/broken: throws).
+  detail::EnqueueStatus enqueue(detail::TaskNode* node, detail::Admission a, clock::time_point deadline);
+  detail::EnqueueStatus enqueue_batch(detail::TaskNode** nodes, std::size_t n, detail::Admission a,
+                                      clock::time_point deadline);
+
+  std::unique_ptr<detail::PoolCore> core_;
+};
+
+}  // namespace taskpool

@@ -1,0 +1,173 @@
+// src/pool/pool_core.hpp — the engine behind taskpool::ThreadPool (private).
+//
+// Design note (see also docs/design.md).
+// Queues.
+//   - Injection lists: one intrusive FIFO list per priority level, each under its own mutex
+//     (Level::mu). External submissions append to the list of their level; nonempty_ holds one bit
+//     per non-empty level so a worker finds the highest level with one load. A worker takes a
+//     share of a list at once (up to kMaxBatch, about size/threads), runs the first task and moves
+//     the rest to its own deque, so the lists see one lock per batch, not per task.
+//   - Worker deques (work_stealing_deque.hpp): tasks submitted by a running task and moved batches.
+// Priority policy: before popping its deque, a worker checks nonempty_; if a level above the
+//   highest level it has in its deque (local_level) is queued, that goes first. Strict: a lower
+//   level starts only when no higher level is queued; no aging.
+// Sleeping: EventCount ec_ (see event_count.hpp). Every publication of work is followed by
+//   ec_.notify_one(); a worker re-checks every queue between prepare_wait() and wait().
+// Thread count: threads_ (live workers) and idle_ (workers not running a task) are atomics
+//   changed with seq_cst RMWs. A submitter, after its notify RMW, spawns a thread when idle_ == 0 and
+//   threads_ < max. A worker retiring (idle timeout or shrink) first decrements both, then does a
+//   prepare_wait()/re-check/cancel_wait(): by the EventCount argument either it sees the new task
+//   (and stays) or the submitter sees idle_ == 0 (and spawns). So no task is ever stranded.
+// Idle detection (wait_idle, close): per-slot counters written only by their worker. The pool is
+//   idle when  sum(finished) == sum(submitted), reading every `finished` first and every
+//   `submitted` second. Counters only grow and a task is counted submitted before it can finish
+//   (a child before its parent finishes), so  sum(finished read) <= finished(T) <= submitted(T) <=
+//   sum(submitted read)  for the instant T between the two passes: equality means nothing was
+//   queued or running at T. A worker publishes `finished` with a seq_cst store when it goes idle,
+//   then loads idle_waiters_ (seq_cst): with the waiter's seq_cst increment of idle_waiters_
+//   before its check, one of the two always sees the other (Dekker), so waiters are woken.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "pool/event_count.hpp"
+#include "pool/work_stealing_deque.hpp"
+#include "taskpool/thread_pool.hpp"
+
+namespace taskpool::detail {
+
+class PoolCore;
+
+// Counter written by one thread only; others read it. A store, not an RMW, on the hot path.
+inline void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_release);
+}
+
+struct alignas(64) Worker {
+  PoolCore* pool = nullptr;
+  std::size_t index = 0;
+  WorkStealingDeque deque;
+  // Owner-thread state.
+  int local_level = -1;  // highest level pushed to `deque` since it was last seen empty
+  bool idle = true;      // counted in PoolCore::idle_
+  std::uint64_t rng = 0;
+  std::chrono::steady_clock::time_point idle_since{};
+  // Slot management, guarded by PoolCore::threads_mu_.
+  std::thread thread;
+  std::atomic<bool> live{false};  // a thread owns this slot (cleared by the thread as it ends)
+  // Counters: written only by the slot's current thread (bump), read by anyone.
+  std::atomic<std::uint64_t> finished{0};            // popped tasks finished in any way
+  std::atomic<std::uint64_t> completed{0}, failed{0}, cancelled{0};
+  std::atomic<std::uint64_t> internal_submitted{0};  // tasks pushed to this deque by submission
+  std::array<std::atomic<std::uint64_t>, kPriorityLevels> local_in{}, local_out{};
+};
+
+class PoolCore {
+ public:
+  enum Phase : int { kOpen = 0, kDraining = 1, kCancelling = 2, kBroken = 3 };
+  static constexpr std::size_t kMaxWorkers = ThreadPool::max_supported_threads();
+  static constexpr std::size_t kMaxBatch = 32;
+
+  PoolCore(ThreadPool* owner, Options opts);
+  ~PoolCore();
+
+  EnqueueStatus enqueue(TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline);
+  EnqueueStatus enqueue_batch(TaskNode** nodes, std::size_t n, Admission a, std::chrono::steady_clock::time_point deadline);
+  bool wait_idle_until(std::chrono::steady_clock::time_point deadline, bool from_shutdown = false);
+  void shutdown(Shutdown how);
+  void resize(std::size_t min_threads, std::size_t max_threads);
+  Stats stats() const;
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
+  ThreadPool* owner() const noexcept { return owner_; }
+  bool on_own_worker() const noexcept;
+  void start_fixed(std::size_t n);
+
+  // Runs one queued task on the calling worker `w` if there is one (Future::wait helping).
+  bool help_one(Worker* w);
+
+ private:
+  struct alignas(64) Level {
+    std::mutex mu;
+    TaskNode* head = nullptr;  // guarded by mu
+    TaskNode* tail = nullptr;  // guarded by mu
+    std::atomic<std::size_t> size{0};      // written under mu; read anywhere
+    std::atomic<std::uint64_t> pushed{0};  // written under mu; tasks ever appended by submitters
+  };
+
+  void worker_main(Worker* w);
+  TaskNode* find_task(Worker* w);
+  TaskNode* pop_global(Worker* w, int level);
+  TaskNode* steal(Worker* w);
+  void execute(Worker* w, TaskNode* t, RunContext& ctx);
+  void go_busy(Worker* w) noexcept;
+  void go_idle(Worker* w) noexcept;
+  bool try_retire(Worker* w, std::size_t floor, TaskNode*& found);
+  void drain_local_to_global(Worker* w);
+  void push_global_chain(int level, TaskNode* head, TaskNode* tail, std::size_t n, bool count_submitted);
+  void after_publish();
+  void maybe_spawn();
+  bool spawn_one_locked();  // requires threads_mu_
+  bool is_idle() const noexcept;
+  void notify_idle_waiters() noexcept;
+  EnqueueStatus reserve(std::size_t n, bool internal, Admission a, std::chrono::steady_clock::time_point deadline);
+  void release_capacity(std::size_t n) noexcept;
+  void run_inline(TaskNode* node);
+  void sweep_global(std::exception_ptr why);
+  void discard_popped(Worker* w, TaskNode* t);
+  std::exception_ptr discard_reason() const;
+  void mark_broken(std::exception_ptr cause);
+  void report_error(std::exception_ptr e) noexcept;
+  [[noreturn]] void throw_closed_or_broken() const;
+
+  ThreadPool* const owner_;
+  const Options opts_;
+  const bool bounded_;
+
+  std::array<Level, kPriorityLevels> levels_;
+  alignas(64) std::atomic<std::uint32_t> nonempty_{0};  // bit l: levels_[l] has tasks
+  EventCount ec_;
+
+  // Thread management.
+  mutable std::mutex threads_mu_;  // guards slot creation/reuse, Worker::thread, and joins
+  std::array<std::atomic<Worker*>, kMaxWorkers> slots_{};
+  std::array<std::unique_ptr<Worker>, kMaxWorkers> owned_;  // guarded by threads_mu_
+  std::atomic<std::size_t> slot_high_{0};                   // slots [0, slot_high_) may be used
+  alignas(64) std::atomic<std::size_t> threads_{0};
+  std::atomic<std::size_t> idle_{0};
+  std::atomic<std::size_t> min_threads_, max_threads_;
+
+  // Lifecycle.
+  std::atomic<bool> closed_{false};   // set with every Level::mu held: submissions see it in order
+  std::atomic<int> phase_{kOpen};
+  std::atomic<bool> stopping_{false};  // workers exit when idle
+  std::stop_source stop_source_;       // requested by terminate()
+  std::mutex shutdown_mu_;             // serializes shutdown(); guards shut_down_
+  bool shut_down_ = false;
+  std::mutex broken_mu_;               // guards broken_cause_ writes
+  std::exception_ptr broken_cause_;    // written once before broken_ (release)
+  std::atomic<bool> broken_{false};
+
+  // Bounded queue (only when bounded_).
+  alignas(64) std::atomic<std::size_t> queued_{0};  // accepted and not yet popped
+  std::atomic<std::size_t> space_waiters_{0};
+  std::mutex space_mu_;                              // pairs with space_cv_
+  std::condition_variable space_cv_;
+
+  // Idle waiters (wait_idle, shutdown).
+  alignas(64) std::atomic<std::uint32_t> idle_epoch_{0};  // futex word
+  std::atomic<std::uint32_t> idle_waiters_{0};
+
+  // Counters of work finished off the workers (sweeps, caller_runs), RMW-updated (rare paths).
+  std::atomic<std::uint64_t> ext_finished_{0}, ext_cancelled_{0}, ext_inline_{0}, ext_inline_failed_{0}, rejected_{0};
+};
+
+}  // namespace taskpool::detail

@@ -1,0 +1,763 @@
+// src/pool/thread_pool.cpp — ThreadPool and its engine (PoolCore). See pool_core.hpp.
+#include <pthread.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+#include <string>
+
+#include "pool/futex.hpp"
+#include "pool/help.hpp"
+#include "pool/pool_core.hpp"
+
+namespace taskpool {
+namespace detail {
+
+namespace {
+thread_local Worker* tl_worker = nullptr;
+constexpr int kSpinRounds = 64;
+constexpr int kMaxHelpDepth = 64;
+thread_local int tl_help_depth = 0;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+std::size_t default_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+Options normalize(Options o) {
+  if (o.max_threads == 0) o.max_threads = std::max(default_threads(), o.min_threads);
+  if (o.min_threads > o.max_threads)
+    throw std::invalid_argument("taskpool: min_threads (" + std::to_string(o.min_threads) + ") exceeds max_threads (" +
+                                std::to_string(o.max_threads) + ")");
+  if (o.max_threads > ThreadPool::max_supported_threads())
+    throw std::invalid_argument("taskpool: max_threads " + std::to_string(o.max_threads) + " exceeds " +
+                                std::to_string(ThreadPool::max_supported_threads()));
+  if (o.idle_timeout.count() < 0) throw std::invalid_argument("taskpool: idle_timeout is negative");
+  return o;
+}
+
+bool help_trampoline(void* w) { return static_cast<Worker*>(w)->pool->help_one(static_cast<Worker*>(w)); }
+}  // namespace
+
+PoolCore::PoolCore(ThreadPool* owner, Options opts)
+    : owner_(owner),
+      opts_(normalize(std::move(opts))),
+      bounded_(opts_.queue_capacity > 0),
+      min_threads_(opts_.min_threads),
+      max_threads_(opts_.max_threads) {
+  std::lock_guard lk(threads_mu_);
+  while (threads_.load() < opts_.min_threads) spawn_one_locked();
+}
+
+PoolCore::~PoolCore() = default;
+
+void PoolCore::start_fixed(std::size_t n) {
+  std::lock_guard lk(threads_mu_);
+  while (threads_.load() < n) spawn_one_locked();
+}
+
+bool PoolCore::on_own_worker() const noexcept { return tl_worker != nullptr && tl_worker->pool == this; }
+
+// ---- submission -------------------------------------------------------------------------------
+
+void PoolCore::throw_closed_or_broken() const {
+  if (broken_.load(std::memory_order_acquire)) throw BrokenPool(broken_cause_);
+  throw PoolClosed();
+}
+
+EnqueueStatus PoolCore::reserve(std::size_t n, bool internal, Admission a, std::chrono::steady_clock::time_point deadline) {
+  const std::size_t cap = opts_.queue_capacity;
+  auto try_add = [&] {
+    std::size_t q = queued_.load(std::memory_order_seq_cst);
+    for (;;) {
+      if (q != 0 && q + n > cap) return false;  // an oversized batch waits for an empty queue
+      if (queued_.compare_exchange_weak(q, q + n, std::memory_order_seq_cst)) return true;
+    }
+  };
+  if (try_add()) return EnqueueStatus::queued;
+  if (a == Admission::no_wait) return EnqueueStatus::full;
+  if (internal) {  // a worker never blocks on its own pool (deadlock); see thread_pool.hpp
+    if (a == Admission::policy && opts_.when_full == WhenFull::reject) return EnqueueStatus::full;
+    return EnqueueStatus::ran_inline;
+  }
+  if (a == Admission::policy) {
+    if (opts_.when_full == WhenFull::reject) return EnqueueStatus::full;
+    if (opts_.when_full == WhenFull::caller_runs) return EnqueueStatus::ran_inline;
+  }
+  std::unique_lock lk(space_mu_);
+  space_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  bool ok = false;
+  for (;;) {
+    if (closed_.load(std::memory_order_acquire) || broken_.load(std::memory_order_acquire)) break;
+    if (try_add()) {
+      ok = true;
+      break;
+    }
+    if (a == Admission::until_deadline) {
+      if (space_cv_.wait_until(lk, deadline) == std::cv_status::timeout) {
+        ok = try_add();
+        break;
+      }
+    } else {
+      space_cv_.wait(lk);
+    }
+  }
+  space_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  lk.unlock();
+  if (ok) return EnqueueStatus::queued;
+  if (closed_.load() || broken_.load()) throw_closed_or_broken();
+  return EnqueueStatus::full;
+}
+
+void PoolCore::release_capacity(std::size_t n) noexcept {
+  if (!bounded_ || n == 0) return;
+  queued_.fetch_sub(n, std::memory_order_seq_cst);
+  if (space_waiters_.load(std::memory_order_seq_cst) != 0) {
+    std::lock_guard lk(space_mu_);
+    space_cv_.notify_all();
+  }
+}
+
+EnqueueStatus PoolCore::enqueue(TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline) {
+  return enqueue_batch(&node, 1, a, deadline);
+}
+
+EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission a,
+                                      std::chrono::steady_clock::time_point deadline) {
+  if (n == 0) return EnqueueStatus::queued;
+  auto discard_all = [&] {
+    for (std::size_t i = 0; i < n; ++i) nodes[i]->discard(nullptr);
+  };
+  Worker* w = tl_worker;
+  const bool internal = w != nullptr && w->pool == this;
+  if (broken_.load(std::memory_order_acquire)) {
+    discard_all();
+    throw BrokenPool(broken_cause_);
+  }
+  if (bounded_) {
+    EnqueueStatus st;
+    try {
+      st = reserve(n, internal, a, deadline);
+    } catch (...) {
+      discard_all();
+      throw;
+    }
+    if (st == EnqueueStatus::full) {
+      discard_all();
+      rejected_.fetch_add(n, std::memory_order_relaxed);
+      return st;
+    }
+    if (st == EnqueueStatus::ran_inline) {
+      if (closed_.load(std::memory_order_acquire)) {
+        discard_all();
+        throw_closed_or_broken();
+      }
+      for (std::size_t i = 0; i < n; ++i) run_inline(nodes[i]);
+      return st;
+    }
+  }
+  if (internal) {
+    // Draining still lets running tasks spawn children (they are part of finishing the work).
+    if (phase_.load(std::memory_order_acquire) >= kCancelling) {
+      release_capacity(n);
+      discard_all();
+      throw_closed_or_broken();
+    }
+    bump(w->internal_submitted, n);  // before the push: see "Idle detection"
+    for (std::size_t i = 0; i < n; ++i) {
+      int l = nodes[i]->level;
+      w->deque.push(nodes[i]);
+      bump(w->local_in[static_cast<std::size_t>(l)]);
+      w->local_level = std::max(w->local_level, l);
+    }
+  } else {
+    for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->next = nodes[i + 1];
+    nodes[n - 1]->next = nullptr;
+    Level& L = levels_[static_cast<std::size_t>(nodes[0]->level)];
+    {
+      std::lock_guard lk(L.mu);
+      if (closed_.load(std::memory_order_relaxed)) {
+        // fall through below, outside the lock
+      } else {
+        if (L.tail) {
+          L.tail->next = nodes[0];
+        } else {
+          L.head = nodes[0];
+          nonempty_.fetch_or(1u << nodes[0]->level, std::memory_order_release);
+        }
+        L.tail = nodes[n - 1];
+        L.size.store(L.size.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        L.pushed.store(L.pushed.load(std::memory_order_relaxed) + n, std::memory_order_release);
+        n = 0;  // published
+      }
+    }
+    if (n != 0) {
+      release_capacity(n);
+      discard_all();
+      throw_closed_or_broken();
+    }
+  }
+  after_publish();
+  return EnqueueStatus::queued;
+}
+
+void PoolCore::after_publish() {
+  ec_.notify_one();
+  maybe_spawn();
+}
+
+void PoolCore::maybe_spawn() {
+  // Loads after the notify RMW; see "Thread count" in pool_core.hpp.
+  if (idle_.load(std::memory_order_seq_cst) != 0) return;
+  if (threads_.load(std::memory_order_seq_cst) >= max_threads_.load(std::memory_order_relaxed)) return;
+  if (stopping_.load(std::memory_order_relaxed)) return;
+  std::lock_guard lk(threads_mu_);
+  if (idle_.load() == 0 && threads_.load() < max_threads_.load() && !stopping_.load()) spawn_one_locked();
+}
+
+bool PoolCore::spawn_one_locked() {
+  std::size_t i = 0;
+  for (; i < kMaxWorkers; ++i) {
+    Worker* s = owned_[i].get();
+    if (s == nullptr || !s->live.load(std::memory_order_acquire)) break;
+  }
+  if (i == kMaxWorkers) return false;
+  if (!owned_[i]) {
+    owned_[i] = std::make_unique<Worker>();
+    owned_[i]->pool = this;
+    owned_[i]->index = i;
+    owned_[i]->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+    slots_[i].store(owned_[i].get(), std::memory_order_release);
+    if (slot_high_.load() < i + 1) slot_high_.store(i + 1, std::memory_order_release);
+  }
+  Worker* w = owned_[i].get();
+  if (w->thread.joinable()) w->thread.join();  // a retired thread that already finished
+  w->live.store(true, std::memory_order_release);
+  w->idle = true;
+  threads_.fetch_add(1, std::memory_order_seq_cst);
+  idle_.fetch_add(1, std::memory_order_seq_cst);
+  try {
+    w->thread = std::thread([this, w] { worker_main(w); });
+  } catch (...) {
+    threads_.fetch_sub(1, std::memory_order_seq_cst);
+    idle_.fetch_sub(1, std::memory_order_seq_cst);
+    w->live.store(false, std::memory_order_release);
+    std::fprintf(stderr, "taskpool: could not start a worker thread\n");
+    return false;
+  }
+  return true;
+}
+
+void PoolCore::run_inline(TaskNode* node) {
+  RunContext ctx{stop_source_.get_token(), nullptr};
+  RunOutcome o = node->run(ctx);
+  ext_inline_.fetch_add(1, std::memory_order_relaxed);
+  if (o == RunOutcome::failed) ext_inline_failed_.fetch_add(1, std::memory_order_relaxed);
+  if (ctx.posted_error) report_error(ctx.posted_error);
+}
+
+// ---- workers ----------------------------------------------------------------------------------
+
+void PoolCore::go_busy(Worker* w) noexcept {
+  if (w->idle) {
+    w->idle = false;
+    idle_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void PoolCore::go_idle(Worker* w) noexcept {
+  if (w->idle) return;
+  w->idle = true;
+  w->idle_since = std::chrono::steady_clock::now();
+  idle_.fetch_add(1, std::memory_order_seq_cst);
+  // Publish `finished` seq_cst, then look for idle waiters (Dekker with wait_idle_until).
+  w->finished.store(w->finished.load(std::memory_order_relaxed), std::memory_order_seq_cst);
+  if (idle_waiters_.load(std::memory_order_seq_cst) != 0) notify_idle_waiters();
+}
+
+void PoolCore::notify_idle_waiters() noexcept {
+  idle_epoch_.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(&idle_epoch_, INT_MAX);
+}
+
+TaskNode* PoolCore::pop_global(Worker* w, int level) {
+  Level& L = levels_[static_cast<std::size_t>(level)];
+  std::array<TaskNode*, kMaxBatch> batch;
+  std::size_t take = 0;
+  {
+    std::lock_guard lk(L.mu);
+    if (L.head == nullptr) return nullptr;
+    std::size_t n = L.size.load(std::memory_order_relaxed);
+    std::size_t th = std::max<std::size_t>(1, threads_.load(std::memory_order_relaxed));
+    std::size_t want = std::clamp<std::size_t>(n / th, 1, kMaxBatch);
+    TaskNode* t = L.head;
+    while (take < want && t != nullptr) {
+      batch[take++] = t;
+      t = t->next;
+    }
+    L.head = t;
+    if (t == nullptr) {
+      L.tail = nullptr;
+      nonempty_.fetch_and(~(1u << level), std::memory_order_release);
+    }
+    L.size.store(n - take, std::memory_order_relaxed);
+  }
+  if (take > 1) {
+    // Reverse order so the owner's LIFO pops run them in FIFO order.
+    for (std::size_t i = take - 1; i >= 1; --i) w->deque.push(batch[i]);
+    bump(w->local_in[static_cast<std::size_t>(level)], take - 1);
+    w->local_level = std::max(w->local_level, level);
+    if (ec_.waiters() != 0) ec_.notify_one();  // surplus: let a sleeping worker steal it
+  }
+  return batch[0];
+}
+
+TaskNode* PoolCore::steal(Worker* w) {
+  std::size_t n = slot_high_.load(std::memory_order_acquire);
+  if (n <= 1) return nullptr;
+  w->rng ^= w->rng << 13;
+  w->rng ^= w->rng >> 7;
+  w->rng ^= w->rng << 17;
+  std::size_t start = static_cast<std::size_t>(w->rng % n);
+  for (std::size_t k = 0; k < n; ++k) {
+    Worker* v = slots_[(start + k) % n].load(std::memory_order_acquire);
+    if (v == nullptr || v == w) continue;
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      bool contended = false;
+      if (TaskNode* t = v->deque.steal(contended)) {
+        bump(w->local_out[static_cast<std::size_t>(t->level)]);
+        return t;
+      }
+      if (!contended) break;
+    }
+  }
+  return nullptr;
+}
+
+TaskNode* PoolCore::find_task(Worker* w) {
+  std::uint32_t bits = nonempty_.load(std::memory_order_acquire);
+  if (bits != 0) {
+    int top = 31 - std::countl_zero(bits);
+    if (top > w->local_level) {
+      if (TaskNode* t = pop_global(w, top)) return t;
+    }
+  }
+  if (TaskNode* t = w->deque.pop()) {
+    bump(w->local_out[static_cast<std::size_t>(t->level)]);
+    return t;
+  }
+  w->local_level = -1;
+  while ((bits = nonempty_.load(std::memory_order_acquire)) != 0) {
+    if (TaskNode* t = pop_global(w, 31 - std::countl_zero(bits))) return t;
+  }
+  return steal(w);
+}
+
+std::exception_ptr PoolCore::discard_reason() const {
+  if (broken_.load(std::memory_order_acquire)) return std::make_exception_ptr(BrokenPool(broken_cause_));
+  return nullptr;
+}
+
+void PoolCore::discard_popped(Worker* w, TaskNode* t) {
+  t->discard(discard_reason());
+  bump(w->cancelled);
+}
+
+void PoolCore::execute(Worker* w, TaskNode* t, RunContext& ctx) {
+  release_capacity(1);
+  if (phase_.load(std::memory_order_acquire) >= kCancelling) {
+    discard_popped(w, t);
+  } else {
+    ctx.posted_error = nullptr;
+    switch (t->run(ctx)) {  // consumes t
+      case RunOutcome::ok: bump(w->completed); break;
+      case RunOutcome::failed: bump(w->failed); break;
+      case RunOutcome::skipped: bump(w->cancelled); break;
+    }
+    if (ctx.posted_error) report_error(std::exchange(ctx.posted_error, nullptr));
+  }
+  bump(w->finished);
+}
+
+bool PoolCore::help_one(Worker* w) {
+  if (tl_help_depth >= kMaxHelpDepth) return false;
+  TaskNode* t = find_task(w);
+  if (t == nullptr) return false;
+  RunContext ctx{stop_source_.get_token(), nullptr};
+  ++tl_help_depth;
+  execute(w, t, ctx);
+  --tl_help_depth;
+  return true;
+}
+
+void PoolCore::drain_local_to_global(Worker* w) {
+  std::size_t moved = 0;
+  while (TaskNode* t = w->deque.pop()) {
+    bump(w->local_out[static_cast<std::size_t>(t->level)]);
+    t->next = nullptr;
+    push_global_chain(t->level, t, t, 1, false);
+    ++moved;
+  }
+  w->local_level = -1;
+  if (moved != 0) ec_.notify_all();
+}
+
+void PoolCore::push_global_chain(int level, TaskNode* head, TaskNode* tail, std::size_t n, bool count_submitted) {
+  Level& L = levels_[static_cast<std::size_t>(level)];
+  std::lock_guard lk(L.mu);
+  if (L.tail) {
+    L.tail->next = head;
+  } else {
+    L.head = head;
+    nonempty_.fetch_or(1u << level, std::memory_order_release);
+  }
+  L.tail = tail;
+  L.size.store(L.size.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  if (count_submitted) L.pushed.store(L.pushed.load(std::memory_order_relaxed) + n, std::memory_order_release);
+}
+
+// Retires the calling idle worker if more than `floor` threads exist. On false, `found` may hold a
+// task discovered by the final check, which the caller must run.
+bool PoolCore::try_retire(Worker* w, std::size_t floor, TaskNode*& found) {
+  found = nullptr;
+  std::size_t n = threads_.load(std::memory_order_seq_cst);
+  do {
+    if (n <= floor) return false;
+  } while (!threads_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst));
+  if (w->idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
+  // Final check, ordered against submitters by the event count (pool_core.hpp, "Thread count").
+  ec_.prepare_wait();
+  found = find_task(w);
+  ec_.cancel_wait();
+  if (found == nullptr) return true;
+  threads_.fetch_add(1, std::memory_order_seq_cst);
+  if (w->idle) idle_.fetch_add(1, std::memory_order_seq_cst);
+  return false;
+}
+
+void PoolCore::worker_main(Worker* w) {
+  tl_worker = w;
+  tl_help = &help_trampoline;
+  tl_help_arg = w;
+  {
+    std::string name = opts_.name + "-" + std::to_string(w->index);
+    if (name.size() > 15) name = opts_.name.substr(0, 15 - std::to_string(w->index).size() - 1) + "-" + std::to_string(w->index);
+    pthread_setname_np(pthread_self(), name.c_str());
+  }
+  bool counted = true;  // still counted in threads_
+  if (opts_.on_thread_start) {
+    try {
+      opts_.on_thread_start(w->index);
+    } catch (...) {
+      mark_broken(std::current_exception());
+    }
+  }
+  RunContext ctx{stop_source_.get_token(), nullptr};
+  for (;;) {
+    // Shrink: a busy worker above max hands its deque back and leaves between tasks.
+    if (threads_.load(std::memory_order_relaxed) > max_threads_.load(std::memory_order_relaxed)) {
+      drain_local_to_global(w);
+      go_idle(w);
+      TaskNode* found = nullptr;
+      if (try_retire(w, max_threads_.load(), found)) {
+        counted = false;
+        break;
+      }
+      if (found) {
+        go_busy(w);
+        execute(w, found, ctx);
+      }
+      continue;
+    }
+    TaskNode* t = find_task(w);
+    for (int i = 0; t == nullptr && i < kSpinRounds; ++i) {
+      if (i == 0) go_idle(w);
+      if (stopping_.load(std::memory_order_acquire)) break;
+      for (int k = 0; k < 16; ++k) cpu_relax();
+      t = find_task(w);
+    }
+    if (t != nullptr) {
+      go_busy(w);
+      execute(w, t, ctx);
+      continue;
+    }
+    go_idle(w);
+    if (stopping_.load(std::memory_order_acquire)) break;
+    // Park.
+    auto key = ec_.prepare_wait();
+    t = find_task(w);
+    if (t != nullptr || stopping_.load(std::memory_order_acquire) ||
+        threads_.load(std::memory_order_relaxed) > max_threads_.load(std::memory_order_relaxed)) {
+      ec_.cancel_wait();
+      if (t != nullptr) {
+        go_busy(w);
+        execute(w, t, ctx);
+      }
+      continue;
+    }
+    std::optional<std::chrono::nanoseconds> timeout;
+    const bool elastic = threads_.load(std::memory_order_relaxed) > min_threads_.load(std::memory_order_relaxed);
+    if (elastic) timeout = opts_.idle_timeout - (std::chrono::steady_clock::now() - w->idle_since);
+    bool woke = !timeout || *timeout > std::chrono::nanoseconds::zero() ? ec_.wait(key, timeout) : (ec_.cancel_wait(), false);
+    if (!woke && elastic) {
+      TaskNode* found = nullptr;
+      if (try_retire(w, min_threads_.load(), found)) {
+        counted = false;
+        break;
+      }
+      if (found) {
+        go_busy(w);
+        execute(w, found, ctx);
+      }
+    }
+  }
+  if (counted) {
+    threads_.fetch_sub(1, std::memory_order_seq_cst);
+    if (w->idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  if (opts_.on_thread_stop) {
+    try {
+      opts_.on_thread_stop(w->index);
+    } catch (...) {
+      report_orphan_exception("on_thread_stop", std::current_exception());
+    }
+  }
+  tl_worker = nullptr;
+  tl_help = nullptr;
+  w->live.store(false, std::memory_order_release);
+}
+
+// ---- idle, shutdown, resize -------------------------------------------------------------------
+
+bool PoolCore::is_idle() const noexcept {
+  std::size_t high = slot_high_.load(std::memory_order_seq_cst);
+  std::uint64_t fin = ext_finished_.load(std::memory_order_seq_cst);
+  for (std::size_t i = 0; i < high; ++i)
+    if (Worker* w = slots_[i].load(std::memory_order_acquire)) fin += w->finished.load(std::memory_order_seq_cst);
+  std::uint64_t sub = 0;
+  for (const Level& L : levels_) sub += L.pushed.load(std::memory_order_seq_cst);
+  high = slot_high_.load(std::memory_order_seq_cst);
+  for (std::size_t i = 0; i < high; ++i)
+    if (Worker* w = slots_[i].load(std::memory_order_acquire)) sub += w->internal_submitted.load(std::memory_order_seq_cst);
+  return fin == sub;
+}
+
+bool PoolCore::wait_idle_until(std::chrono::steady_clock::time_point deadline, bool from_shutdown) {
+  if (!from_shutdown && on_own_worker())
+    throw std::logic_error("taskpool: wait_idle() from a task of the same pool would wait for itself");
+  for (;;) {
+    if (is_idle()) return true;
+    idle_waiters_.fetch_add(1, std::memory_order_seq_cst);
+    std::uint32_t e = idle_epoch_.load(std::memory_order_seq_cst);
+    if (is_idle()) {
+      idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      return true;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+      return false;
+    }
+    std::optional<std::chrono::nanoseconds> timeout;
+    if (deadline != std::chrono::steady_clock::time_point::max()) timeout = deadline - now;
+    futex_wait(&idle_epoch_, e, timeout);
+    idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void PoolCore::sweep_global(std::exception_ptr why) {
+  std::uint64_t n = 0;
+  for (std::size_t l = 0; l < levels_.size(); ++l) {
+    TaskNode* head;
+    {
+      std::lock_guard lk(levels_[l].mu);
+      head = std::exchange(levels_[l].head, nullptr);
+      levels_[l].tail = nullptr;
+      levels_[l].size.store(0, std::memory_order_relaxed);
+      nonempty_.fetch_and(~(1u << l), std::memory_order_release);
+    }
+    while (head != nullptr) {
+      TaskNode* next = head->next;
+      head->discard(why);
+      head = next;
+      ++n;
+    }
+  }
+  if (n == 0) return;
+  release_capacity(n);
+  ext_cancelled_.fetch_add(n, std::memory_order_relaxed);
+  ext_finished_.fetch_add(n, std::memory_order_seq_cst);
+  if (idle_waiters_.load(std::memory_order_seq_cst) != 0) notify_idle_waiters();
+}
+
+void PoolCore::mark_broken(std::exception_ptr cause) {
+  {
+    std::lock_guard lk(broken_mu_);
+    if (broken_.load()) return;
+    broken_cause_ = std::move(cause);
+    broken_.store(true, std::memory_order_release);
+  }
+  int p = phase_.load();
+  while (p < kBroken && !phase_.compare_exchange_weak(p, kBroken)) {
+  }
+  sweep_global(discard_reason());
+  {
+    std::lock_guard lk(space_mu_);
+    space_cv_.notify_all();
+  }
+  ec_.notify_all();
+}
+
+void PoolCore::shutdown(Shutdown how) {
+  if (on_own_worker()) throw std::logic_error("taskpool: shutdown from a task of the same pool would join itself");
+  std::lock_guard g(shutdown_mu_);
+  if (shut_down_) return;
+  {
+    std::array<std::unique_lock<std::mutex>, kPriorityLevels> locks;
+    for (std::size_t l = 0; l < levels_.size(); ++l) locks[l] = std::unique_lock(levels_[l].mu);
+    closed_.store(true, std::memory_order_release);
+  }
+  int target = how == Shutdown::drain ? kDraining : kCancelling;
+  int p = phase_.load();
+  while (p < target && !phase_.compare_exchange_weak(p, target)) {
+  }
+  if (how == Shutdown::terminate) stop_source_.request_stop();
+  {
+    std::lock_guard lk(space_mu_);
+    space_cv_.notify_all();
+  }
+  if (how != Shutdown::drain) sweep_global(discard_reason());
+  ec_.notify_all();
+  // With no thread left (all failed to start), queued work could never finish: drop it.
+  if (threads_.load() == 0) sweep_global(broken_.load() ? discard_reason() : nullptr);
+  wait_idle_until(std::chrono::steady_clock::time_point::max(), true);
+  stopping_.store(true, std::memory_order_seq_cst);
+  ec_.notify_all();
+  {
+    std::lock_guard lk(threads_mu_);
+    for (auto& w : owned_)
+      if (w && w->thread.joinable()) w->thread.join();
+  }
+  sweep_global(nullptr);
+  shut_down_ = true;
+}
+
+void PoolCore::resize(std::size_t min_threads, std::size_t max_threads) {
+  if (max_threads == 0) throw std::invalid_argument("taskpool: resize: max_threads must be at least 1");
+  if (min_threads > max_threads)
+    throw std::invalid_argument("taskpool: resize: min_threads (" + std::to_string(min_threads) +
+                                ") exceeds max_threads (" + std::to_string(max_threads) + ")");
+  if (max_threads > kMaxWorkers)
+    throw std::invalid_argument("taskpool: resize: max_threads " + std::to_string(max_threads) + " exceeds " +
+                                std::to_string(kMaxWorkers));
+  if (closed_.load()) throw PoolClosed();
+  std::lock_guard lk(threads_mu_);
+  min_threads_.store(min_threads, std::memory_order_seq_cst);
+  max_threads_.store(max_threads, std::memory_order_seq_cst);
+  if (threads_.load() > max_threads) ec_.notify_all();
+  while (threads_.load() < min_threads && spawn_one_locked()) {
+  }
+  // Grow toward max while work waits and nobody is idle to take it.
+  std::size_t queued = 0;
+  for (const Level& L : levels_) queued += L.size.load(std::memory_order_relaxed);
+  while (queued > 0 && idle_.load() == 0 && threads_.load() < max_threads && spawn_one_locked()) --queued;
+}
+
+Stats PoolCore::stats() const {
+  Stats s;
+  s.threads = threads_.load(std::memory_order_relaxed);
+  s.idle_threads = std::min(idle_.load(std::memory_order_relaxed), s.threads);
+  s.running = s.threads - s.idle_threads;
+  std::array<std::int64_t, kPriorityLevels> q{};
+  for (std::size_t l = 0; l < levels_.size(); ++l) {
+    q[l] = static_cast<std::int64_t>(levels_[l].size.load(std::memory_order_relaxed));
+    s.submitted += levels_[l].pushed.load(std::memory_order_relaxed);
+  }
+  std::size_t high = slot_high_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < high; ++i) {
+    Worker* w = slots_[i].load(std::memory_order_acquire);
+    if (w == nullptr) continue;
+    s.submitted += w->internal_submitted.load(std::memory_order_relaxed);
+    s.completed += w->completed.load(std::memory_order_relaxed);
+    s.failed += w->failed.load(std::memory_order_relaxed);
+    s.cancelled += w->cancelled.load(std::memory_order_relaxed);
+    for (std::size_t l = 0; l < q.size(); ++l)
+      q[l] += static_cast<std::int64_t>(w->local_in[l].load(std::memory_order_relaxed)) -
+              static_cast<std::int64_t>(w->local_out[l].load(std::memory_order_relaxed));
+  }
+  for (std::size_t l = 0; l < q.size(); ++l) {
+    s.queued_by_priority[l] = q[l] > 0 ? static_cast<std::size_t>(q[l]) : 0;
+    s.queued += s.queued_by_priority[l];
+  }
+  std::uint64_t inl = ext_inline_.load(std::memory_order_relaxed), inl_failed = ext_inline_failed_.load(std::memory_order_relaxed);
+  s.submitted += inl;
+  s.completed += inl - inl_failed;
+  s.failed += inl_failed;
+  s.cancelled += ext_cancelled_.load(std::memory_order_relaxed);
+  s.rejected = rejected_.load(std::memory_order_relaxed);
+  s.min_threads = min_threads_.load(std::memory_order_relaxed);
+  s.max_threads = max_threads_.load(std::memory_order_relaxed);
+  s.closed = closed();
+  s.broken = broken();
+  return s;
+}
+
+void PoolCore::report_error(std::exception_ptr e) noexcept {
+  if (opts_.on_error) {
+    try {
+      opts_.on_error(e);
+      return;
+    } catch (...) {
+      report_orphan_exception("Options::on_error", std::current_exception());
+      return;
+    }
+  }
+  report_orphan_exception("a posted task", e);
+}
+
+}  // namespace detail
+
+// ---- ThreadPool -------------------------------------------------------------------------------
+
+ThreadPool::ThreadPool() : ThreadPool(Options{}) {}
+ThreadPool::ThreadPool(Options options) : core_(std::make_unique<detail::PoolCore>(this, std::move(options))) {}
+ThreadPool::ThreadPool(std::size_t threads) {
+  if (threads == 0) throw std::invalid_argument("taskpool: a fixed pool needs at least one thread");
+  Options o;
+  o.min_threads = o.max_threads = threads;
+  core_ = std::make_unique<detail::PoolCore>(this, std::move(o));
+}
+ThreadPool::~ThreadPool() {
+  if (core_) core_->shutdown(Shutdown::drain);
+}
+
+detail::EnqueueStatus ThreadPool::enqueue(detail::TaskNode* node, detail::Admission a, clock::time_point deadline) {
+  return core_->enqueue(node, a, deadline);
+}
+detail::EnqueueStatus ThreadPool::enqueue_batch(detail::TaskNode** nodes, std::size_t n, detail::Admission a,
+                                                clock::time_point deadline) {
+  return core_->enqueue_batch(nodes, n, a, deadline);
+}
+void ThreadPool::wait_idle() { core_->wait_idle_until(clock::time_point::max()); }
+bool ThreadPool::wait_idle_until(clock::time_point deadline) { return core_->wait_idle_until(deadline); }
+void ThreadPool::shutdown(Shutdown how) { core_->shutdown(how); }
+void ThreadPool::resize(std::size_t min_threads, std::size_t max_threads) { core_->resize(min_threads, max_threads); }
+Stats ThreadPool::stats() const { return core_->stats(); }
+bool ThreadPool::closed() const noexcept { return core_->closed(); }
+bool ThreadPool::broken() const noexcept { return core_->broken(); }
+ThreadPool* ThreadPool::current() noexcept {
+  return detail::tl_worker ? detail::tl_worker->pool->owner() : nullptr;
+}
+int ThreadPool::current_worker_index() noexcept {
+  return detail::tl_worker ? static_cast<int>(detail::tl_worker->index) : -1;
+}
+
+}  // namespace taskpool
