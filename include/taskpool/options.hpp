@@ -70,6 +70,7 @@ struct Stats {
   std::uint64_t failed = 0;      // ran and threw
   std::uint64_t cancelled = 0;   // never ran: cancelled, dropped by shutdown or by a broken pool
   std::uint64_t rejected = 0;    // refused because the queue was full (including empty try_submit)
+  std::size_t blocked_submitters = 0;  // threads waiting for room in a full bounded queue
   std::size_t min_threads = 0, max_threads = 0;
   bool closed = false;           // shutdown has begun: submissions throw PoolClosed
   bool broken = false;           // an on_thread_start threw

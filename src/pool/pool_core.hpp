@@ -117,6 +117,7 @@ class PoolCore {
   void maybe_spawn();
   bool spawn_one_locked();  // requires threads_mu_
   bool is_idle() const noexcept;
+  bool has_queued_work() const noexcept;
   void notify_idle_waiters() noexcept;
   EnqueueStatus reserve(std::size_t n, bool internal, Admission a, std::chrono::steady_clock::time_point deadline);
   void release_capacity(std::size_t n) noexcept;

@@ -267,9 +267,16 @@ void PoolCore::run_inline(TaskNode* node) {
 // ---- workers ----------------------------------------------------------------------------------
 
 void PoolCore::go_busy(Worker* w) noexcept {
-  if (w->idle) {
-    w->idle = false;
-    idle_.fetch_sub(1, std::memory_order_seq_cst);
+  if (!w->idle) return;
+  w->idle = false;
+  // The last idle worker is taking a task while more work waits (a batch it moved to its deque,
+  // or the injection lists): a submitter that saw this worker idle did not spawn, so spawn now.
+  if (idle_.fetch_sub(1, std::memory_order_seq_cst) == 1 && has_queued_work()) {
+    try {
+      maybe_spawn();
+    } catch (...) {
+      // thread creation failure is reported by spawn_one_locked; the work stays queued
+    }
   }
 }
 
@@ -281,6 +288,16 @@ void PoolCore::go_idle(Worker* w) noexcept {
   // Publish `finished` seq_cst, then look for idle waiters (Dekker with wait_idle_until).
   w->finished.store(w->finished.load(std::memory_order_relaxed), std::memory_order_seq_cst);
   if (idle_waiters_.load(std::memory_order_seq_cst) != 0) notify_idle_waiters();
+}
+
+bool PoolCore::has_queued_work() const noexcept {
+  if (nonempty_.load(std::memory_order_acquire) != 0) return true;
+  std::size_t high = slot_high_.load(std::memory_order_acquire);
+  for (std::size_t i = 0; i < high; ++i) {
+    Worker* w = slots_[i].load(std::memory_order_acquire);
+    if (w != nullptr && w->deque.size_approx() > 0) return true;
+  }
+  return false;
 }
 
 void PoolCore::notify_idle_waiters() noexcept {
@@ -703,6 +720,7 @@ Stats PoolCore::stats() const {
   s.failed += inl_failed;
   s.cancelled += ext_cancelled_.load(std::memory_order_relaxed);
   s.rejected = rejected_.load(std::memory_order_relaxed);
+  s.blocked_submitters = space_waiters_.load(std::memory_order_relaxed);
   s.min_threads = min_threads_.load(std::memory_order_relaxed);
   s.max_threads = max_threads_.load(std::memory_order_relaxed);
   s.closed = closed();
