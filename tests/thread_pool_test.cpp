@@ -421,7 +421,8 @@ TEST(PoolElastic, IdleThreadsAboveMinExit) {
   o.min_threads = 1;
   o.max_threads = 4;
   o.idle_timeout = 1ms;
-  std::atomic<int> stops{0};
+  std::atomic<int> starts{0}, stops{0};
+  o.on_thread_start = [&](std::size_t) { ++starts; };
   o.on_thread_stop = [&](std::size_t) { ++stops; };
   ThreadPool pool(o);
   Gate gate;
@@ -434,7 +435,9 @@ TEST(PoolElastic, IdleThreadsAboveMinExit) {
   EXPECT_EQ(pool.stats().threads, 4u);
   gate.open();
   ASSERT_TRUE(eventually([&] { return pool.stats().threads == 1; }));
-  EXPECT_EQ(stops.load(), 3);
+  // With a 1 ms timeout a thread may also retire (and be replaced) while the tasks spread out.
+  // (on_thread_stop runs just after a thread leaves the count, hence eventually.)
+  EXPECT_TRUE(eventually([&] { return starts.load() - stops.load() == 1; }));
   // The survivor still works, and the pool grows again on demand.
   EXPECT_EQ(pool.submit([] { return 5; }).get(), 5);
 }

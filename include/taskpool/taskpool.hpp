@@ -6,5 +6,7 @@
 #include "taskpool/errors.hpp"
 #include "taskpool/future.hpp"
 #include "taskpool/options.hpp"
+#include "taskpool/scheduler.hpp"
+#include "taskpool/clock.hpp"
 #include "taskpool/task_group.hpp"
 #include "taskpool/thread_pool.hpp"

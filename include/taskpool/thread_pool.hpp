@@ -231,10 +231,12 @@ TaskNode* make_post_task(F&& f, Args&&... args) {
 }
 
 // How an enqueue treats a full bounded queue.
-enum class Admission { policy, no_wait, until_deadline };
+// `overflow` admits past the capacity: used for timed tasks, accepted when they were scheduled.
+enum class Admission { policy, no_wait, until_deadline, overflow };
 enum class EnqueueStatus { queued, full, ran_inline };
 
 class PoolCore;  // src/pool/pool_core.hpp
+class SchedulerCore;  // src/timer/scheduler_core.hpp
 
 }  // namespace detail
 
@@ -395,6 +397,11 @@ class ThreadPool {
   detail::EnqueueStatus enqueue(detail::TaskNode* node, detail::Admission a, clock::time_point deadline);
   detail::EnqueueStatus enqueue_batch(detail::TaskNode** nodes, std::size_t n, detail::Admission a,
                                       clock::time_point deadline);
+
+  // Used by Scheduler: calls `hook` once when shutdown begins (at once if it already has).
+  friend class detail::SchedulerCore;
+  std::size_t add_close_hook(std::function<void()> hook);
+  void remove_close_hook(std::size_t id);
 
   std::unique_ptr<detail::PoolCore> core_;
 };

@@ -31,6 +31,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -88,6 +89,8 @@ class PoolCore {
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
   ThreadPool* owner() const noexcept { return owner_; }
+  std::size_t add_close_hook(std::function<void()> hook);
+  void remove_close_hook(std::size_t id);
   bool on_own_worker() const noexcept;
   void start_fixed(std::size_t n);
 
@@ -153,6 +156,10 @@ class PoolCore {
   std::stop_source stop_source_;       // requested by terminate()
   std::mutex shutdown_mu_;             // serializes shutdown(); guards shut_down_
   bool shut_down_ = false;
+  std::mutex hooks_mu_;  // guards close_hooks_, next_hook_id_, hooks_fired_
+  std::vector<std::pair<std::size_t, std::function<void()>>> close_hooks_;
+  std::size_t next_hook_id_ = 1;
+  bool hooks_fired_ = false;
   std::mutex broken_mu_;               // guards broken_cause_ writes
   std::exception_ptr broken_cause_;    // written once before broken_ (release)
   std::atomic<bool> broken_{false};

@@ -82,6 +82,10 @@ EnqueueStatus PoolCore::reserve(std::size_t n, bool internal, Admission a, std::
       if (queued_.compare_exchange_weak(q, q + n, std::memory_order_seq_cst)) return true;
     }
   };
+  if (a == Admission::overflow) {
+    queued_.fetch_add(n, std::memory_order_seq_cst);
+    return EnqueueStatus::queued;
+  }
   if (try_add()) return EnqueueStatus::queued;
   if (a == Admission::no_wait) return EnqueueStatus::full;
   if (internal) {  // a worker never blocks on its own pool (deadlock); see thread_pool.hpp
@@ -637,6 +641,14 @@ void PoolCore::shutdown(Shutdown how) {
   if (on_own_worker()) throw std::logic_error("taskpool: shutdown from a task of the same pool would join itself");
   std::lock_guard g(shutdown_mu_);
   if (shut_down_) return;
+  // Close hooks first (a Scheduler cancels its pending timers), outside hooks_mu_.
+  std::vector<std::pair<std::size_t, std::function<void()>>> hooks;
+  {
+    std::lock_guard lk(hooks_mu_);
+    hooks_fired_ = true;
+    hooks.swap(close_hooks_);
+  }
+  for (auto& h : hooks) h.second();
   {
     std::array<std::unique_lock<std::mutex>, kPriorityLevels> locks;
     for (std::size_t l = 0; l < levels_.size(); ++l) locks[l] = std::unique_lock(levels_[l].mu);
@@ -665,6 +677,23 @@ void PoolCore::shutdown(Shutdown how) {
   }
   sweep_global(nullptr);
   shut_down_ = true;
+}
+
+std::size_t PoolCore::add_close_hook(std::function<void()> hook) {
+  {
+    std::lock_guard lk(hooks_mu_);
+    if (!hooks_fired_) {
+      close_hooks_.emplace_back(next_hook_id_, std::move(hook));
+      return next_hook_id_++;
+    }
+  }
+  hook();
+  return 0;
+}
+
+void PoolCore::remove_close_hook(std::size_t id) {
+  std::lock_guard lk(hooks_mu_);
+  std::erase_if(close_hooks_, [&](auto& h) { return h.first == id; });
 }
 
 void PoolCore::resize(std::size_t min_threads, std::size_t max_threads) {
@@ -767,6 +796,8 @@ detail::EnqueueStatus ThreadPool::enqueue_batch(detail::TaskNode** nodes, std::s
 void ThreadPool::wait_idle() { core_->wait_idle_until(clock::time_point::max()); }
 bool ThreadPool::wait_idle_until(clock::time_point deadline) { return core_->wait_idle_until(deadline); }
 void ThreadPool::shutdown(Shutdown how) { core_->shutdown(how); }
+std::size_t ThreadPool::add_close_hook(std::function<void()> hook) { return core_->add_close_hook(std::move(hook)); }
+void ThreadPool::remove_close_hook(std::size_t id) { core_->remove_close_hook(id); }
 void ThreadPool::resize(std::size_t min_threads, std::size_t max_threads) { core_->resize(min_threads, max_threads); }
 Stats ThreadPool::stats() const { return core_->stats(); }
 bool ThreadPool::closed() const noexcept { return core_->closed(); }

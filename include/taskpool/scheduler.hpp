@@ -1,0 +1,284 @@
+// taskpool/scheduler.hpp — timed work on a ThreadPool: delayed, periodic and debounced tasks.
+//
+//   taskpool::Scheduler sched(pool);
+//   auto reminder = sched.schedule_at(when, [] { send("stand-up"); });          // wall clock
+//   auto t = sched.schedule_after(5s, f, args...);                               // Scheduled<R>
+//   auto cleanup = sched.schedule_every(1min, purge, {.mode = taskpool::Every::fixed_rate});
+//   sched.debounce("img-search:" + user, 60s, [=] { leave_image_mode(user); });  // sliding deadline
+//
+// One timer thread keeps every pending timer in a binary heap (O(log n) insert, cancel and
+// reschedule; about 200 bytes per timer) and sleeps until the earliest is due. A due timer's task
+// is handed to the pool and runs there, never on the timer thread, so a slow task delays nothing
+// else. Timed tasks bypass the pool's queue_capacity when they fall due (they were accepted when
+// scheduled), and never run on the timer thread even under WhenFull::caller_runs.
+//
+// Time: delays and periods are measured on the clock's monotonic time line. schedule_at with a
+// system_clock time point follows the wall clock: the timer thread compares wall and monotonic
+// time whenever it wakes, and at least once a second while such timers are pending, and re-plans
+// them when the wall clock was stepped; so a wall-clock change takes effect within about a second
+// (at once with a ManualClock).
+//
+// Periodic tasks (schedule_every): runs of one series never overlap.
+//   Every::fixed_rate  — planned times lie on a grid first_run + k * interval. A late run does not
+//                        move the grid: a run that starts late stands for every grid point up to
+//                        its start, and grid points that pass while it runs are coalesced into one
+//                        run started when it ends; then the series continues on the grid (never a
+//                        burst of catch-up runs).
+//   Every::fixed_delay — the next run is planned `interval` after the previous run finishes.
+//   A run that throws ends the series and its future carries the exception (stop_on_error,
+//   the default); with stop_on_error = false the exception goes to SchedulerOptions::on_error.
+//
+// Thread-safety: every member of Scheduler and Scheduled may be called from any thread,
+// concurrently, including from timed tasks. Scheduled handles stay valid after the Scheduler is
+// gone (their operations then return false / nullopt).
+// Blocking: scheduling, cancel, reschedule, extend, next_run and active never block on tasks (they
+// take the scheduler's mutex briefly). close() and the destructor join the timer thread; they do
+// not wait for tasks already handed to the pool.
+// Shutdown: close() — or the pool's shutdown — cancels every pending timer (their futures become
+// cancelled). cancel() racing the timer firing runs the task at most once and returns true only
+// if it will not run.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "taskpool/clock.hpp"
+#include "taskpool/thread_pool.hpp"
+
+namespace taskpool {
+
+struct Every {
+  enum Mode { fixed_rate, fixed_delay };
+  Mode mode = fixed_rate;
+  // First planned run on the clock's monotonic time line; default: now + interval.
+  std::optional<std::chrono::steady_clock::time_point> first_run;
+  bool stop_on_error = true;
+  Priority priority = kDefaultPriority;
+};
+
+struct SchedulerOptions {
+  Clock* clock = nullptr;  // nullptr = real_clock(); must outlive the Scheduler
+  // Exceptions of periodic runs that do not end their series (stop_on_error = false).
+  std::function<void(std::exception_ptr)> on_error;
+};
+
+namespace detail {
+
+class SchedulerCore;
+
+// Timer bookkeeping; every field is guarded by SchedulerCore::mu_. Owned through the shared
+// state's reference count (the heap, a launched run and each handle hold one reference).
+class TimerNode {
+ public:
+  static constexpr std::size_t kNotInHeap = static_cast<std::size_t>(-1);
+  virtual SharedStateBase& state() noexcept = 0;
+  // One-shot: claims the state, runs, publishes the outcome (no-op if cancelled).
+  virtual void run_once() noexcept = 0;
+  // Periodic: one run; returns its exception, if any.
+  virtual std::exception_ptr run_series_once() noexcept = 0;
+
+  std::chrono::steady_clock::time_point due{};
+  std::size_t heap_index = kNotInHeap;
+  std::uint64_t seq = 0;  // FIFO among equal deadlines
+  int priority = kDefaultPriority.value;
+  bool wall = false;  // due follows wall_due through wall-clock steps
+  std::chrono::system_clock::time_point wall_due{};
+  bool periodic = false;
+  Every::Mode mode = Every::fixed_rate;
+  std::chrono::steady_clock::duration interval{};
+  std::chrono::steady_clock::time_point slot{};  // fixed_rate: grid point of the next run
+  bool stop_on_error = true;
+  bool in_run = false;
+  bool finished = false;  // periodic: series ended (cancelled, failed or closed)
+  bool keyed = false;     // registered in the debounce map under `key`
+  std::string key;
+
+ protected:
+  ~TimerNode() = default;
+};
+
+template <class R, class Fn>
+class TimerTask final : public SharedState<R>, public TimerNode {
+ public:
+  explicit TimerTask(Fn&& f) : fn_(std::move(f)) {}
+  SharedStateBase& state() noexcept override { return *this; }
+  void run_once() noexcept override {
+    if (!this->try_start()) return;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn_(std::stop_token{});
+        this->value.emplace();
+      } else {
+        this->value.emplace(fn_(std::stop_token{}));
+      }
+    } catch (...) {
+      this->error = std::current_exception();
+    }
+    this->finish();
+  }
+  std::exception_ptr run_series_once() noexcept override {
+    try {
+      fn_(std::stop_token{});
+    } catch (...) {
+      return std::current_exception();
+    }
+    return nullptr;
+  }
+
+ private:
+  Fn fn_;
+};
+
+// Non-template entry points (src/timer/scheduler.cpp).
+std::shared_ptr<SchedulerCore> make_scheduler_core(ThreadPool& pool, SchedulerOptions opts);
+void scheduler_close(SchedulerCore& core);
+// Inserts `node` (takes one reference). Throws PoolClosed after close().
+void scheduler_insert(SchedulerCore& core, TimerNode* node);
+void scheduler_insert_debounced(SchedulerCore& core, TimerNode* node);
+bool scheduler_cancel(SchedulerCore& core, TimerNode* node);
+bool scheduler_reschedule(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::time_point t);
+bool scheduler_reschedule_wall(SchedulerCore& core, TimerNode* node, std::chrono::system_clock::time_point t);
+bool scheduler_extend(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::duration d);
+std::optional<std::chrono::steady_clock::time_point> scheduler_next_run(SchedulerCore& core, TimerNode* node);
+bool scheduler_active(SchedulerCore& core, TimerNode* node);
+std::size_t scheduler_pending(const SchedulerCore& core);
+const Clock& scheduler_clock(const SchedulerCore& core);
+
+}  // namespace detail
+
+// A handle to one timed task or periodic series. Copies refer to the same timer.
+template <class R>
+class Scheduled {
+ public:
+  Scheduled() = default;
+  // The task's outcome; for a series: cancelled when cancelled or closed, the exception when a
+  // run ended it.
+  Future<R> future() const { return future_; }
+  // True if the task will not run (it had not started); for a series, true if the series was
+  // still active — no further run starts (a run in progress finishes).
+  bool cancel() { return core_ && detail::scheduler_cancel(*core_, node_); }
+  // Moves the next run to `t` (a new deadline, earlier or later). False once the timer has fired
+  // (one-shot), ended, or while a periodic run is in progress.
+  bool reschedule(std::chrono::steady_clock::time_point t) { return core_ && detail::scheduler_reschedule(*core_, node_, t); }
+  bool reschedule(std::chrono::system_clock::time_point t) {
+    return core_ && detail::scheduler_reschedule_wall(*core_, node_, t);
+  }
+  // Pushes the next run back by `d` (a sliding deadline); same conditions as reschedule().
+  bool extend(std::chrono::steady_clock::duration d) { return core_ && detail::scheduler_extend(*core_, node_, d); }
+  // When the next run is planned (monotonic time line), or nullopt if none is pending.
+  std::optional<std::chrono::steady_clock::time_point> next_run() const {
+    return core_ ? detail::scheduler_next_run(*core_, node_) : std::nullopt;
+  }
+  // True until the task finished or was cancelled (a series: until it ended).
+  bool active() const { return core_ && detail::scheduler_active(*core_, node_); }
+
+ private:
+  friend class Scheduler;
+  Scheduled(std::shared_ptr<detail::SchedulerCore> core, detail::TimerNode* node, Future<R> f)
+      : core_(std::move(core)), node_(node), future_(std::move(f)) {}
+  std::shared_ptr<detail::SchedulerCore> core_;
+  detail::TimerNode* node_ = nullptr;  // kept alive by future_'s reference
+  Future<R> future_;
+};
+
+class Scheduler {
+ public:
+  using steady_time = std::chrono::steady_clock::time_point;
+  using system_time = std::chrono::system_clock::time_point;
+
+  explicit Scheduler(ThreadPool& pool, SchedulerOptions opts = {})
+      : core_(detail::make_scheduler_core(pool, std::move(opts))) {}
+  ~Scheduler() { close(); }
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Runs f(args...) on the pool after `delay` (monotonic time).
+  template <class Rep, class Period, class F, class... Args>
+    requires detail::Task<F, Args...>
+  auto schedule_after(std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
+    return schedule_at(clock().now() + std::chrono::ceil<std::chrono::steady_clock::duration>(delay),
+                       std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  // Runs f(args...) at monotonic time `t`.
+  template <class F, class... Args>
+    requires detail::Task<F, Args...>
+  auto schedule_at(steady_time t, F&& f, Args&&... args) {
+    auto [node, fut] = make(std::forward<F>(f), std::forward<Args>(args)...);
+    node->due = t;
+    return add(node, std::move(fut), false);
+  }
+  // Runs f(args...) when the wall clock reads `t` (follows wall-clock changes).
+  template <class F, class... Args>
+    requires detail::Task<F, Args...>
+  auto schedule_at(system_time t, F&& f, Args&&... args) {
+    auto [node, fut] = make(std::forward<F>(f), std::forward<Args>(args)...);
+    node->wall = true;
+    node->wall_due = t;
+    node->due = clock().now() + std::chrono::ceil<std::chrono::steady_clock::duration>(t - clock().system_now());
+    return add(node, std::move(fut), false);
+  }
+  // Runs f() every `interval` (see the header comment for the two modes).
+  template <class Rep, class Period, class F>
+    requires detail::Task<F>
+  Scheduled<void> schedule_every(std::chrono::duration<Rep, Period> interval, F&& f, Every every = {}) {
+    auto iv = std::chrono::ceil<std::chrono::steady_clock::duration>(interval);
+    if (iv <= std::chrono::steady_clock::duration::zero())
+      throw std::invalid_argument("taskpool::Scheduler::schedule_every: interval must be positive");
+    using Fn = detail::Callable<std::decay_t<F>>;
+    auto* node = new detail::TimerTask<void, Fn>(Fn(std::forward<F>(f)));
+    Future<void> fut = Future<void>::from_state(node);
+    node->periodic = true;
+    node->mode = every.mode;
+    node->interval = iv;
+    node->stop_on_error = every.stop_on_error;
+    node->priority = every.priority.value;
+    node->due = node->slot = every.first_run.value_or(clock().now() + iv);
+    return add(node, std::move(fut), false);
+  }
+  // One pending task per key: schedules f after `delay`, replacing (cancelling) the pending
+  // task of the same key if it has not started. Re-arming pushes the deadline to now + delay.
+  template <class Rep, class Period, class F>
+    requires detail::Task<F>
+  auto debounce(std::string key, std::chrono::duration<Rep, Period> delay, F&& f) {
+    auto [node, fut] = make(std::forward<F>(f));
+    node->due = clock().now() + std::chrono::ceil<std::chrono::steady_clock::duration>(delay);
+    node->keyed = true;
+    node->key = std::move(key);
+    return add(node, std::move(fut), true);
+  }
+
+  // Cancels every pending timer and stops the timer thread. Idempotent.
+  void close() { detail::scheduler_close(*core_); }
+  // Timers waiting in the heap.
+  std::size_t pending() const { return detail::scheduler_pending(*core_); }
+  const Clock& clock() const { return detail::scheduler_clock(*core_); }
+
+ private:
+  template <class F, class... Args>
+  static auto make(F&& f, Args&&... args) {
+    using Fn = detail::Callable<std::decay_t<F>, std::decay_t<Args>...>;
+    using R = detail::task_result_t<F, Args...>;
+    auto* node = new detail::TimerTask<R, Fn>(Fn(std::forward<F>(f), std::forward<Args>(args)...));
+    return std::pair<detail::TimerTask<R, Fn>*, Future<R>>(node, Future<R>::from_state(node));
+  }
+  template <class Node, class R>
+  Scheduled<R> add(Node* node, Future<R> fut, bool keyed) {
+    detail::TimerNode* tn = node;
+    node->release();  // the handle's future now holds the only reference; insert takes its own
+    if (keyed) {
+      detail::scheduler_insert_debounced(*core_, tn);
+    } else {
+      detail::scheduler_insert(*core_, tn);
+    }
+    return Scheduled<R>(core_, tn, std::move(fut));
+  }
+
+  std::shared_ptr<detail::SchedulerCore> core_;
+};
+
+}  // namespace taskpool

@@ -1,0 +1,381 @@
+// src/timer/scheduler.cpp — the timer thread behind taskpool::Scheduler. See scheduler.hpp.
+//
+// Design note. One mutex (mu_) guards the heap, the debounce map and every TimerNode field, so
+// each public operation is a short critical section and races between cancel, reschedule, extend,
+// debounce and the timer firing are decided by the order in which they take mu_. Whether a
+// one-shot task runs is decided by its future's state word: the pool task claims it with
+// try_start(), cancel() with try_cancel(); exactly one wins, so a task runs at most once and
+// cancel() returns true only if it will never run. References: the heap holds one reference per
+// node in it; popping a node moves that reference to the RunTicket handed to the pool; a ticket
+// destroyed without running (the pool refused or dropped it) abandons the node (cancels it).
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "taskpool/scheduler.hpp"
+#include "timer/timer_heap.hpp"
+
+namespace taskpool::detail {
+
+class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
+ public:
+  using steady_time = std::chrono::steady_clock::time_point;
+
+  SchedulerCore(ThreadPool& pool, SchedulerOptions opts)
+      : pool_(pool), clock_(opts.clock ? *opts.clock : real_clock()), on_error_(std::move(opts.on_error)) {
+    wall_offset_ = clock_.system_now().time_since_epoch() - clock_.now().time_since_epoch();
+  }
+
+  void start() {
+    std::weak_ptr<SchedulerCore> weak = weak_from_this();
+    clock_sub_ = clock_.subscribe([this] { wake(); });
+    pool_hook_ = pool_.add_close_hook([weak] {
+      if (auto self = weak.lock()) self->close();
+    });
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  void close() {
+    std::vector<TimerNode*> nodes;
+    {
+      std::lock_guard lk(mu_);
+      if (!closed_) {
+        closed_ = true;
+        wake_ = true;
+        nodes = heap_.take_all();
+        for (TimerNode* n : nodes) n->finished = true;
+        keyed_.clear();
+        wall_count_ = 0;
+      }
+    }
+    cv_.notify_all();
+    {
+      std::lock_guard jl(join_mu_);
+      if (thread_.joinable()) {
+        thread_.join();
+        clock_.unsubscribe(clock_sub_);
+        pool_.remove_close_hook(pool_hook_);
+      }
+    }
+    for (TimerNode* n : nodes) {
+      n->state().try_cancel();
+      n->state().release();
+    }
+  }
+
+  void insert(TimerNode* n, bool debounced) {
+    TimerNode* replaced = nullptr;
+    {
+      std::lock_guard lk(mu_);
+      if (closed_) throw PoolClosed();
+      if (debounced) {
+        auto it = keyed_.find(n->key);
+        if (it != keyed_.end()) {
+          TimerNode* old = it->second;
+          old->keyed = false;
+          if (heap_.contains(old)) {
+            remove_locked(old);
+            replaced = old;
+          }
+          it->second = n;
+        } else {
+          keyed_.emplace(n->key, n);
+        }
+      }
+      n->state().add_ref();  // the heap's reference
+      push_locked(n);
+    }
+    if (replaced) {
+      replaced->state().try_cancel();
+      replaced->state().release();
+    }
+  }
+
+  bool cancel(TimerNode* n) {
+    bool in_heap, was_active = true;
+    {
+      std::lock_guard lk(mu_);
+      in_heap = heap_.contains(n);
+      if (in_heap) remove_locked(n);
+      unkey_locked(n);
+      if (n->periodic) {
+        was_active = !n->finished;
+        n->finished = true;
+      }
+    }
+    bool r = n->periodic ? (n->state().try_cancel(), was_active) : n->state().try_cancel();
+    if (in_heap) n->state().release();
+    return r;
+  }
+
+  bool reschedule(TimerNode* n, steady_time t, std::optional<std::chrono::system_clock::time_point> wall) {
+    std::lock_guard lk(mu_);
+    if (!heap_.contains(n)) return false;
+    if (n->wall) --wall_count_;
+    n->wall = wall.has_value();
+    if (n->wall) {
+      ++wall_count_;
+      n->wall_due = *wall;
+    }
+    n->due = t;
+    if (n->periodic) n->slot = t;
+    heap_.update(n);
+    wake_locked();
+    return true;
+  }
+
+  bool extend(TimerNode* n, std::chrono::steady_clock::duration d) {
+    std::lock_guard lk(mu_);
+    if (!heap_.contains(n)) return false;
+    n->due += d;
+    if (n->wall) n->wall_due += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
+    if (n->periodic) n->slot += d;
+    heap_.update(n);
+    wake_locked();
+    return true;
+  }
+
+  std::optional<steady_time> next_run(TimerNode* n) const {
+    std::lock_guard lk(mu_);
+    if (!heap_.contains(n)) return std::nullopt;
+    return n->due;
+  }
+
+  bool active(TimerNode* n) const {
+    std::lock_guard lk(mu_);
+    return n->periodic ? !n->finished : !n->state().is_ready();
+  }
+
+  std::size_t pending() const {
+    std::lock_guard lk(mu_);
+    return heap_.size();
+  }
+
+  const Clock& clock() const noexcept { return clock_; }
+
+  // Runs on a pool worker; consumes the reference the ticket carried.
+  void run_node(TimerNode* n) {
+    if (!n->periodic) {
+      n->run_once();
+      {
+        std::lock_guard lk(mu_);
+        unkey_locked(n);
+      }
+      n->state().release();
+      return;
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (n->finished) {
+        n->state().release();
+        return;
+      }
+      n->in_run = true;
+    }
+    const steady_time started = clock_.now();
+    std::exception_ptr err = n->run_series_once();
+    const steady_time t = clock_.now();
+    bool fail_series = false, keep = false;
+    {
+      std::lock_guard lk(mu_);
+      n->in_run = false;
+      if (err && n->stop_on_error && !n->finished) {
+        n->finished = true;
+        fail_series = true;
+      } else if (!n->finished) {
+        plan_next_locked(n, started, t);
+        push_locked(n);  // the ticket's reference becomes the heap's
+        keep = true;
+      }
+    }
+    if (fail_series) {
+      if (n->state().try_start()) {
+        n->state().error = err;
+        n->state().finish();
+      }
+    } else if (err) {
+      report(err);
+    }
+    if (!keep) n->state().release();
+  }
+
+  // A ticket that never ran: the pool refused or dropped it.
+  void abandon(TimerNode* n) {
+    {
+      std::lock_guard lk(mu_);
+      unkey_locked(n);
+      n->finished = true;
+    }
+    n->state().try_cancel();
+    n->state().release();
+  }
+
+ private:
+  // Handed to the pool for one due timer. Destroyed without running => abandon.
+  struct RunTicket {
+    RunTicket(std::shared_ptr<SchedulerCore> c, TimerNode* n) : core(std::move(c)), node(n) {}
+    RunTicket(RunTicket&& o) noexcept : core(std::move(o.core)), node(std::exchange(o.node, nullptr)) {}
+    RunTicket& operator=(RunTicket&&) = delete;
+    ~RunTicket() {
+      if (node) core->abandon(node);
+    }
+    void operator()() { core->run_node(std::exchange(node, nullptr)); }
+    std::shared_ptr<SchedulerCore> core;
+    TimerNode* node;
+  };
+
+  void launch(TimerNode* n) {
+    TaskNode* task = make_post_task(RunTicket(shared_from_this(), n));
+    task->level = n->priority;
+    try {
+      pool_.enqueue(task, Admission::overflow, {});
+    } catch (...) {
+      // The pool discarded the ticket, which abandoned the node (its future is cancelled).
+    }
+  }
+
+  // fixed_rate: a run that started late covers every grid point up to its start; grid points
+  // that pass while it runs are coalesced into one run at its end.
+  void plan_next_locked(TimerNode* n, steady_time started_at, steady_time finished_at) {
+    if (n->mode == Every::fixed_delay) {
+      n->due = finished_at + n->interval;
+      return;
+    }
+    if (started_at > n->slot) n->slot += ((started_at - n->slot) / n->interval) * n->interval;
+    const steady_time next = n->slot + n->interval;
+    if (next > finished_at) {
+      n->slot = n->due = next;
+    } else {
+      // Grid points were missed: one coalesced run now, then back on the grid.
+      n->slot += ((finished_at - n->slot) / n->interval) * n->interval;
+      n->due = finished_at;
+    }
+  }
+
+  void push_locked(TimerNode* n) {
+    n->seq = next_seq_++;
+    if (n->wall) ++wall_count_;
+    heap_.push(n);
+    if (heap_.top() == n) wake_locked();
+  }
+  void remove_locked(TimerNode* n) {
+    if (n->wall) --wall_count_;
+    heap_.remove(n);
+  }
+  void unkey_locked(TimerNode* n) {
+    if (!n->keyed) return;
+    auto it = keyed_.find(n->key);
+    if (it != keyed_.end() && it->second == n) keyed_.erase(it);
+    n->keyed = false;
+  }
+  void wake_locked() {
+    wake_ = true;
+    cv_.notify_one();
+  }
+  void wake() {
+    std::lock_guard lk(mu_);
+    wake_locked();
+  }
+
+  // Re-plans wall-clock timers when the wall clock moved relative to monotonic time.
+  void replan_wall_locked(steady_time now) {
+    auto offset = clock_.system_now().time_since_epoch() - now.time_since_epoch();
+    auto drift = offset - wall_offset_;
+    if (drift < std::chrono::milliseconds(1) && drift > -std::chrono::milliseconds(1)) return;
+    wall_offset_ = offset;
+    const auto sys_now = clock_.system_now();
+    heap_.for_each([&](TimerNode* n) {
+      if (n->wall) n->due = now + std::chrono::ceil<std::chrono::steady_clock::duration>(n->wall_due - sys_now);
+    });
+    heap_.rebuild();
+  }
+
+  void loop() {
+    std::vector<TimerNode*> due;
+    std::unique_lock lk(mu_);
+    while (!closed_) {
+      const steady_time now = clock_.now();
+      if (wall_count_ > 0) replan_wall_locked(now);
+      while (!heap_.empty() && heap_.top()->due <= now) {
+        TimerNode* n = heap_.top();
+        remove_locked(n);
+        due.push_back(n);
+      }
+      if (!due.empty()) {
+        lk.unlock();
+        for (TimerNode* n : due) launch(n);
+        due.clear();
+        lk.lock();
+        continue;
+      }
+      wake_ = false;
+      auto woken = [&] { return wake_ || closed_; };
+      if (clock_.is_manual() || (heap_.empty() && wall_count_ == 0)) {
+        cv_.wait(lk, woken);
+      } else {
+        steady_time deadline = heap_.empty() ? steady_time::max() : heap_.top()->due;
+        if (wall_count_ > 0) deadline = std::min(deadline, now + std::chrono::seconds(1));
+        cv_.wait_until(lk, deadline, woken);
+      }
+    }
+  }
+
+  void report(std::exception_ptr e) noexcept {
+    if (on_error_) {
+      try {
+        on_error_(e);
+        return;
+      } catch (...) {
+        e = std::current_exception();
+      }
+    }
+    report_orphan_exception("a periodic task", e);
+  }
+
+  ThreadPool& pool_;
+  Clock& clock_;
+  const std::function<void(std::exception_ptr)> on_error_;
+  mutable std::mutex mu_;  // guards everything below up to thread_, and every TimerNode field
+  std::condition_variable cv_;
+  TimerHeap heap_;
+  std::unordered_map<std::string, TimerNode*> keyed_;  // debounce key -> its pending node
+  std::uint64_t next_seq_ = 0;
+  bool closed_ = false;
+  bool wake_ = false;
+  std::size_t wall_count_ = 0;  // wall-clock timers in heap_
+  std::chrono::system_clock::duration wall_offset_{};
+  std::mutex join_mu_;  // guards thread_ joining and the unsubscriptions
+  std::thread thread_;
+  std::size_t clock_sub_ = 0, pool_hook_ = 0;
+};
+
+std::shared_ptr<SchedulerCore> make_scheduler_core(ThreadPool& pool, SchedulerOptions opts) {
+  auto core = std::make_shared<SchedulerCore>(pool, std::move(opts));
+  core->start();
+  return core;
+}
+void scheduler_close(SchedulerCore& core) { core.close(); }
+void scheduler_insert(SchedulerCore& core, TimerNode* node) { core.insert(node, false); }
+void scheduler_insert_debounced(SchedulerCore& core, TimerNode* node) { core.insert(node, true); }
+bool scheduler_cancel(SchedulerCore& core, TimerNode* node) { return core.cancel(node); }
+bool scheduler_reschedule(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::time_point t) {
+  return core.reschedule(node, t, std::nullopt);
+}
+bool scheduler_reschedule_wall(SchedulerCore& core, TimerNode* node, std::chrono::system_clock::time_point t) {
+  const Clock& c = core.clock();
+  return core.reschedule(node, c.now() + std::chrono::ceil<std::chrono::steady_clock::duration>(t - c.system_now()), t);
+}
+bool scheduler_extend(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::duration d) {
+  return core.extend(node, d);
+}
+std::optional<std::chrono::steady_clock::time_point> scheduler_next_run(SchedulerCore& core, TimerNode* node) {
+  return core.next_run(node);
+}
+bool scheduler_active(SchedulerCore& core, TimerNode* node) { return core.active(node); }
+std::size_t scheduler_pending(const SchedulerCore& core) { return core.pending(); }
+const Clock& scheduler_clock(const SchedulerCore& core) { return core.clock(); }
+
+}  // namespace taskpool::detail

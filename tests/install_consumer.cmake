@@ -1,0 +1,22 @@
+# Installs taskpool into a temporary prefix and builds + runs a small consumer against it with
+# find_package(taskpool). Invoked by CTest: cmake -DSRC=... -DBUILD=... -P install_consumer.cmake
+set(prefix "${BUILD}/install-check/prefix")
+set(cbuild "${BUILD}/install-check/consumer")
+file(REMOVE_RECURSE "${BUILD}/install-check")
+execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD}" --prefix "${prefix}" RESULT_VARIABLE rc OUTPUT_QUIET)
+if(rc)
+  message(FATAL_ERROR "install failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} -S "${SRC}/tests/consumer" -B "${cbuild}" -DCMAKE_PREFIX_PATH=${prefix}
+                RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "consumer configure failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build "${cbuild}" RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "consumer build failed")
+endif()
+execute_process(COMMAND "${cbuild}/consumer" RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+if(rc OR NOT out MATCHES "consumer ok 42")
+  message(FATAL_ERROR "consumer run failed: ${out}")
+endif()
