@@ -260,6 +260,28 @@ TEST(PoolPriority, ExternalHighPriorityOvertakesLocalLowPriority) {
   EXPECT_EQ(order.front(), 9);
 }
 
+// Invariant (4): a task that keeps re-submitting itself at a low level cannot starve queued
+// higher-priority work (regression: a batch of high-priority tasks moved into a worker's deque
+// was buried under the low-priority child pushed on top of it).
+TEST(PoolPriority, SelfRepostingLowPriorityDoesNotStarveHigh) {
+  ThreadPool pool(1);
+  std::atomic<bool> stop{false};
+  std::function<void()> churn = [&] {
+    if (!stop.load()) pool.post(Priority{1}, churn);
+  };
+  pool.post(Priority{1}, churn);
+  std::vector<Future<int>> high;
+  for (int i = 0; i < 200; ++i) high.push_back(pool.submit(Priority{9}, [i] { return i; }));
+  bool all = eventually([&] {
+    for (auto& f : high)
+      if (!f.ready()) return false;
+    return true;
+  });
+  stop = true;
+  EXPECT_TRUE(all);
+  pool.wait_idle();
+}
+
 TEST(PoolPriority, OutOfRangeIsRejected) {
   ThreadPool pool(1);
   EXPECT_THROW(pool.submit(Priority{10}, [] {}), std::invalid_argument);

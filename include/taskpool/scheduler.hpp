@@ -63,6 +63,9 @@ struct Every {
 
 struct SchedulerOptions {
   Clock* clock = nullptr;  // nullptr = real_clock(); must outlive the Scheduler
+  // Pool priority of one-shot and debounced tasks when they fall due (series: Every::priority).
+  // A higher value lets due timers overtake ordinary queued work.
+  Priority priority = kDefaultPriority;
   // Exceptions of periodic runs that do not end their series (stop_on_error = false).
   std::function<void(std::exception_ptr)> on_error;
 };
@@ -192,7 +195,9 @@ class Scheduler {
   using system_time = std::chrono::system_clock::time_point;
 
   explicit Scheduler(ThreadPool& pool, SchedulerOptions opts = {})
-      : core_(detail::make_scheduler_core(pool, std::move(opts))) {}
+      : priority_(opts.priority.value), core_(detail::make_scheduler_core(pool, std::move(opts))) {
+    if (priority_ < 0 || priority_ >= kPriorityLevels) throw std::invalid_argument("taskpool::Scheduler: bad priority");
+  }
   ~Scheduler() { close(); }
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -260,10 +265,11 @@ class Scheduler {
 
  private:
   template <class F, class... Args>
-  static auto make(F&& f, Args&&... args) {
+  auto make(F&& f, Args&&... args) {
     using Fn = detail::Callable<std::decay_t<F>, std::decay_t<Args>...>;
     using R = detail::task_result_t<F, Args...>;
     auto* node = new detail::TimerTask<R, Fn>(Fn(std::forward<F>(f), std::forward<Args>(args)...));
+    node->priority = priority_;
     return std::pair<detail::TimerTask<R, Fn>*, Future<R>>(node, Future<R>::from_state(node));
   }
   template <class Node, class R>
@@ -278,6 +284,7 @@ class Scheduler {
     return Scheduled<R>(core_, tn, std::move(fut));
   }
 
+  int priority_;
   std::shared_ptr<detail::SchedulerCore> core_;
 };
 

@@ -1,15 +1,26 @@
-// src/pool/event_count.hpp — lets idle workers sleep without losing a wake-up.
+// src/pool/event_count.hpp — lets idle workers spin, then sleep, without losing a wake-up.
 //
-// Design note. state_ packs [epoch:32 | waiters:32] into one 64-bit atomic.
-//   Waiter:    key = prepare_wait()   (seq_cst RMW: waiters+1, read epoch)
-//              re-check every queue; if work: cancel_wait(); else wait(key)
-//   Notifier:  publish the task (queue push), then notify_one(): a seq_cst RMW on state_ and,
-//              only if waiters > 0, epoch+1 and a futex wake of one sleeper.
-// Why no wake-up is lost: the waiter's registration RMW and the notifier's RMW are ordered in
-// state_'s modification order. If the notifier's comes first, the waiter's RMW reads from it
-// (RMWs extend release sequences), so the push happens-before the waiter's re-check, which finds
-// the task. If the waiter's comes first, the notifier sees waiters > 0 and bumps the epoch; the
-// waiter's futex_wait(key) then either returns at once (epoch != key) or is woken.
+// Design note. state_ packs [epoch:32 | searching:16 | waiters:16] into one 64-bit atomic, so
+// one RMW reads or changes all three consistently.
+//   searching: workers spinning through the queues looking for work; waiters: workers registered
+//   to sleep (between prepare_wait and the end of wait/cancel_wait).
+//   Worker:    begin_search()            searching+1 (RMW)
+//              ... spin over the queues ...
+//              found work:   end_search() -> if it was the last searcher and someone sleeps,
+//                            wake one (it may find more work: keeps idle capacity looking)
+//              no work:      key = search_to_wait()   (one RMW: searching-1, waiters+1)
+//                            re-check every queue; if work: cancel_wait(); else wait(key)
+//                            waking from wait() makes the worker a searcher again (one RMW)
+//   Notifier:  publish the task (queue push), then notify_one(): one seq_cst RMW on state_;
+//              if searching > 0, nothing more (a searcher will find it); else if waiters > 0,
+//              epoch+1 and a futex wake of one sleeper.
+// Why no wake-up is lost: every worker transition and every notify is an RMW on state_, so they
+// are totally ordered by state_'s modification order, and each later RMW reads from (synchronizes
+// with) the earlier ones. If the notifier's RMW comes before a worker's next transition, that
+// transition happens-after the push, and the worker's following queue check sees it. If it comes
+// after, the notifier sees the worker as searching (then the worker still has a re-check ahead
+// of it before it can sleep: search_to_wait + re-check) or as a waiter (then it is woken: the
+// epoch moved, so futex_wait(key) returns at once or is woken).
 // Every operation is a seq_cst RMW, never a standalone fence, so ThreadSanitizer models it.
 // The futex word is the epoch half of state_ (little-endian: bytes 4..7).
 #pragma once
@@ -27,31 +38,48 @@ namespace taskpool::detail {
 
 class EventCount {
   static_assert(std::endian::native == std::endian::little, "the futex word is the high half of state_");
-  static constexpr std::uint64_t kWaiterOne = 1, kEpochOne = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t kWaiterOne = 1, kSearchOne = std::uint64_t{1} << 16, kEpochOne = std::uint64_t{1} << 32;
+  static std::uint32_t waiters_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s & 0xffff); }
+  static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>((s >> 16) & 0xffff); }
 
  public:
   using Key = std::uint32_t;
 
+  void begin_search() noexcept { state_.fetch_add(kSearchOne, std::memory_order_seq_cst); }
+  // The caller found work while searching.
+  void end_search() noexcept {
+    std::uint64_t s = state_.fetch_sub(kSearchOne, std::memory_order_seq_cst);
+    if (searching_of(s) == 1 && waiters_of(s) != 0) wake(1);
+  }
+  // Searching -> registered to sleep; returns the key for wait().
+  Key search_to_wait() noexcept {
+    return epoch_of(state_.fetch_add(kWaiterOne - kSearchOne, std::memory_order_seq_cst));
+  }
+  // Not searching -> registered to sleep (used by a retiring worker's final check).
   Key prepare_wait() noexcept { return epoch_of(state_.fetch_add(kWaiterOne, std::memory_order_seq_cst)); }
   void cancel_wait() noexcept { state_.fetch_sub(kWaiterOne, std::memory_order_seq_cst); }
-  // Sleeps unless notified since prepare_wait(); false when `timeout` elapsed. Always leaves
-  // the waiter set (no cancel_wait() afterwards).
+  // Sleeps unless notified since the key was taken; false when `timeout` elapsed. Afterwards the
+  // caller is a searcher (call end_search() or search_to_wait() next).
   bool wait(Key key, std::optional<std::chrono::nanoseconds> timeout) noexcept {
     bool woke = futex_wait(epoch_word(), key, timeout);
-    state_.fetch_sub(kWaiterOne, std::memory_order_seq_cst);
+    state_.fetch_add(kSearchOne - kWaiterOne, std::memory_order_seq_cst);
     return woke;
   }
-  void notify_one() noexcept { notify(1); }
-  void notify_all() noexcept { notify(INT_MAX); }
-  std::uint32_t waiters() const noexcept {
-    return static_cast<std::uint32_t>(state_.load(std::memory_order_relaxed));
+  void notify_one() noexcept {
+    // The RMW (not a load) is what orders the caller's push before any later transition.
+    std::uint64_t s = state_.fetch_add(0, std::memory_order_seq_cst);
+    if (searching_of(s) != 0 || waiters_of(s) == 0) return;
+    wake(1);
   }
+  void notify_all() noexcept {
+    std::uint64_t s = state_.fetch_add(0, std::memory_order_seq_cst);
+    if (waiters_of(s) != 0) wake(INT_MAX);
+  }
+  std::uint32_t waiters() const noexcept { return waiters_of(state_.load(std::memory_order_relaxed)); }
+  std::uint32_t searching() const noexcept { return searching_of(state_.load(std::memory_order_relaxed)); }
 
  private:
-  void notify(int n) noexcept {
-    // The RMW (not a load) is what orders the caller's push before any later registration.
-    std::uint64_t s = state_.fetch_add(0, std::memory_order_seq_cst);
-    if (static_cast<std::uint32_t>(s) == 0) return;
+  void wake(int n) noexcept {
     state_.fetch_add(kEpochOne, std::memory_order_seq_cst);
     futex_wake(epoch_word(), n);
   }

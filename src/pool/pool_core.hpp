@@ -8,9 +8,12 @@
 //     share of a list at once (up to kMaxBatch, about size/threads), runs the first task and moves
 //     the rest to its own deque, so the lists see one lock per batch, not per task.
 //   - Worker deques (work_stealing_deque.hpp): tasks submitted by a running task and moved batches.
-// Priority policy: before popping its deque, a worker checks nonempty_; if a level above the
-//   highest level it has in its deque (local_level) is queued, that goes first. Strict: a lower
-//   level starts only when no higher level is queued; no aging.
+// Priority policy: a worker's deque holds tasks of one level at a time (local_level); a task
+//   submitted by a running task at another level goes to the shared list of its level, and a
+//   batch moves into the deque only when that keeps it single-level. Before popping its deque a
+//   worker checks nonempty_: a higher queued level goes first. So among queued tasks the highest
+//   level always starts first, and a stream of low-priority children cannot bury high-priority
+//   work under them. Strict: a lower level starts only when no higher level is queued; no aging.
 // Sleeping: EventCount ec_ (see event_count.hpp). Every publication of work is followed by
 //   ec_.notify_one(); a worker re-checks every queue between prepare_wait() and wait().
 // Thread count: threads_ (live workers) and idle_ (workers not running a task) are atomics
@@ -40,6 +43,7 @@
 #include <vector>
 
 #include "pool/event_count.hpp"
+#include "pool/spin_lock.hpp"
 #include "pool/work_stealing_deque.hpp"
 #include "taskpool/thread_pool.hpp"
 
@@ -57,7 +61,7 @@ struct alignas(64) Worker {
   std::size_t index = 0;
   WorkStealingDeque deque;
   // Owner-thread state.
-  int local_level = -1;  // highest level pushed to `deque` since it was last seen empty
+  int local_level = -1;  // the one level of the tasks in `deque` (meaningful while non-empty)
   bool idle = true;      // counted in PoolCore::idle_
   std::uint64_t rng = 0;
   std::chrono::steady_clock::time_point idle_since{};
@@ -99,7 +103,7 @@ class PoolCore {
 
  private:
   struct alignas(64) Level {
-    std::mutex mu;
+    SpinLock mu;
     TaskNode* head = nullptr;  // guarded by mu
     TaskNode* tail = nullptr;  // guarded by mu
     std::atomic<std::size_t> size{0};      // written under mu; read anywhere
@@ -113,7 +117,7 @@ class PoolCore {
   void execute(Worker* w, TaskNode* t, RunContext& ctx);
   void go_busy(Worker* w) noexcept;
   void go_idle(Worker* w) noexcept;
-  bool try_retire(Worker* w, std::size_t floor, TaskNode*& found);
+  bool try_retire(Worker* w, std::size_t floor, TaskNode*& found, bool& searching);
   void drain_local_to_global(Worker* w);
   void push_global_chain(int level, TaskNode* head, TaskNode* tail, std::size_t n, bool count_submitted);
   void after_publish();

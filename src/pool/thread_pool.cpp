@@ -177,10 +177,17 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
     }
     bump(w->internal_submitted, n);  // before the push: see "Idle detection"
     for (std::size_t i = 0; i < n; ++i) {
+      // The deque holds one level at a time (see "Priority policy"); other levels go to the
+      // shared list of their level, where they compete by priority.
       int l = nodes[i]->level;
-      w->deque.push(nodes[i]);
-      bump(w->local_in[static_cast<std::size_t>(l)]);
-      w->local_level = std::max(w->local_level, l);
+      if (w->deque.size_approx() == 0) w->local_level = l;
+      if (l == w->local_level) {
+        w->deque.push(nodes[i]);
+        bump(w->local_in[static_cast<std::size_t>(l)]);
+      } else {
+        nodes[i]->next = nullptr;
+        push_global_chain(l, nodes[i], nodes[i], 1, false);
+      }
     }
   } else {
     for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->next = nodes[i + 1];
@@ -318,7 +325,9 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
     if (L.head == nullptr) return nullptr;
     std::size_t n = L.size.load(std::memory_order_relaxed);
     std::size_t th = std::max<std::size_t>(1, threads_.load(std::memory_order_relaxed));
-    std::size_t want = std::clamp<std::size_t>(n / th, 1, kMaxBatch);
+    // Surplus moves to the deque only where it keeps the deque single-level.
+    bool can_move = w->local_level == level || w->deque.size_approx() == 0;
+    std::size_t want = can_move ? std::clamp<std::size_t>(n / th, 1, kMaxBatch) : 1;
     TaskNode* t = L.head;
     while (take < want && t != nullptr) {
       batch[take++] = t;
@@ -335,8 +344,8 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
     // Reverse order so the owner's LIFO pops run them in FIFO order.
     for (std::size_t i = take - 1; i >= 1; --i) w->deque.push(batch[i]);
     bump(w->local_in[static_cast<std::size_t>(level)], take - 1);
-    w->local_level = std::max(w->local_level, level);
-    if (ec_.waiters() != 0) ec_.notify_one();  // surplus: let a sleeping worker steal it
+    w->local_level = level;
+    ec_.notify_one();  // surplus: let a sleeping worker steal it
   }
   return batch[0];
 }
@@ -446,8 +455,8 @@ void PoolCore::push_global_chain(int level, TaskNode* head, TaskNode* tail, std:
 }
 
 // Retires the calling idle worker if more than `floor` threads exist. On false, `found` may hold a
-// task discovered by the final check, which the caller must run.
-bool PoolCore::try_retire(Worker* w, std::size_t floor, TaskNode*& found) {
+// task discovered by the final check, which the caller must run. Leaves the worker not searching.
+bool PoolCore::try_retire(Worker* w, std::size_t floor, TaskNode*& found, bool& searching) {
   found = nullptr;
   std::size_t n = threads_.load(std::memory_order_seq_cst);
   do {
@@ -455,12 +464,18 @@ bool PoolCore::try_retire(Worker* w, std::size_t floor, TaskNode*& found) {
   } while (!threads_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst));
   if (w->idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
   // Final check, ordered against submitters by the event count (pool_core.hpp, "Thread count").
-  ec_.prepare_wait();
+  if (searching) {
+    ec_.search_to_wait();
+    searching = false;
+  } else {
+    ec_.prepare_wait();
+  }
   found = find_task(w);
   ec_.cancel_wait();
   if (found == nullptr) return true;
   threads_.fetch_add(1, std::memory_order_seq_cst);
   if (w->idle) idle_.fetch_add(1, std::memory_order_seq_cst);
+  ec_.notify_one();  // we may have taken the task a skipped notification meant for others
   return false;
 }
 
@@ -473,7 +488,8 @@ void PoolCore::worker_main(Worker* w) {
     if (name.size() > 15) name = opts_.name.substr(0, 15 - std::to_string(w->index).size() - 1) + "-" + std::to_string(w->index);
     pthread_setname_np(pthread_self(), name.c_str());
   }
-  bool counted = true;  // still counted in threads_
+  bool counted = true;     // still counted in threads_
+  bool searching = false;  // counted as searching in ec_
   if (opts_.on_thread_start) {
     try {
       opts_.on_thread_start(w->index);
@@ -482,64 +498,83 @@ void PoolCore::worker_main(Worker* w) {
     }
   }
   RunContext ctx{stop_source_.get_token(), nullptr};
+  auto run = [&](TaskNode* t) {
+    if (searching) {
+      ec_.end_search();
+      searching = false;
+    }
+    go_busy(w);
+    execute(w, t, ctx);
+  };
   for (;;) {
-    // Shrink: a busy worker above max hands its deque back and leaves between tasks.
+    // Shrink: a worker above max hands its deque back and leaves between tasks.
     if (threads_.load(std::memory_order_relaxed) > max_threads_.load(std::memory_order_relaxed)) {
       drain_local_to_global(w);
       go_idle(w);
       TaskNode* found = nullptr;
-      if (try_retire(w, max_threads_.load(), found)) {
+      if (try_retire(w, max_threads_.load(), found, searching)) {
         counted = false;
         break;
       }
-      if (found) {
-        go_busy(w);
-        execute(w, found, ctx);
-      }
+      if (found) run(found);
       continue;
     }
     TaskNode* t = find_task(w);
-    for (int i = 0; t == nullptr && i < kSpinRounds; ++i) {
-      if (i == 0) go_idle(w);
-      if (stopping_.load(std::memory_order_acquire)) break;
+    if (t == nullptr && !searching) {
+      go_idle(w);
+      // At most half the workers spin at once (as Go's scheduler does): more spinners only take
+      // CPU from the threads producing the work.
+      std::size_t limit = std::max<std::size_t>(1, threads_.load(std::memory_order_relaxed) / 2);
+      if (ec_.searching() < limit) {
+        ec_.begin_search();
+        searching = true;
+      }
+    }
+    // Spin a little: work often arrives within microseconds, and a futex round trip costs more.
+    for (int i = 0; t == nullptr && searching && i < kSpinRounds && !stopping_.load(std::memory_order_relaxed); ++i) {
       for (int k = 0; k < 16; ++k) cpu_relax();
       t = find_task(w);
     }
     if (t != nullptr) {
-      go_busy(w);
-      execute(w, t, ctx);
+      run(t);
       continue;
     }
-    go_idle(w);
     if (stopping_.load(std::memory_order_acquire)) break;
     // Park.
-    auto key = ec_.prepare_wait();
+    auto key = searching ? ec_.search_to_wait() : ec_.prepare_wait();
+    searching = false;
     t = find_task(w);
     if (t != nullptr || stopping_.load(std::memory_order_acquire) ||
         threads_.load(std::memory_order_relaxed) > max_threads_.load(std::memory_order_relaxed)) {
       ec_.cancel_wait();
       if (t != nullptr) {
-        go_busy(w);
-        execute(w, t, ctx);
+        ec_.notify_one();  // a skipped notification may have counted on us
+        run(t);
       }
       continue;
     }
     std::optional<std::chrono::nanoseconds> timeout;
     const bool elastic = threads_.load(std::memory_order_relaxed) > min_threads_.load(std::memory_order_relaxed);
     if (elastic) timeout = opts_.idle_timeout - (std::chrono::steady_clock::now() - w->idle_since);
-    bool woke = !timeout || *timeout > std::chrono::nanoseconds::zero() ? ec_.wait(key, timeout) : (ec_.cancel_wait(), false);
+    bool woke;
+    if (!timeout || *timeout > std::chrono::nanoseconds::zero()) {
+      woke = ec_.wait(key, timeout);  // returns as a searcher
+    } else {
+      ec_.cancel_wait();
+      ec_.begin_search();
+      woke = false;
+    }
+    searching = true;
     if (!woke && elastic) {
       TaskNode* found = nullptr;
-      if (try_retire(w, min_threads_.load(), found)) {
+      if (try_retire(w, min_threads_.load(), found, searching)) {
         counted = false;
         break;
       }
-      if (found) {
-        go_busy(w);
-        execute(w, found, ctx);
-      }
+      if (found) run(found);
     }
   }
+  if (searching) ec_.end_search();
   if (counted) {
     threads_.fetch_sub(1, std::memory_order_seq_cst);
     if (w->idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
@@ -650,7 +685,7 @@ void PoolCore::shutdown(Shutdown how) {
   }
   for (auto& h : hooks) h.second();
   {
-    std::array<std::unique_lock<std::mutex>, kPriorityLevels> locks;
+    std::array<std::unique_lock<SpinLock>, kPriorityLevels> locks;
     for (std::size_t l = 0; l < levels_.size(); ++l) locks[l] = std::unique_lock(levels_[l].mu);
     closed_.store(true, std::memory_order_release);
   }

@@ -1,0 +1,206 @@
+// bench/bench_main.cpp — runs every workload on every library in one process, with Google
+// Benchmark's repetitions (randomly interleaved across libraries) and medians, then prints a table
+// of medians and taskpool/peer ratios and, with --json FILE, writes the rows as JSON.
+//
+// Usage: taskpool_bench [--quick] [--json FILE] [--filter REGEX] [google-benchmark flags]
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "workloads.hpp"
+
+namespace bench {
+namespace {
+
+struct Entry {
+  std::string workload, library, unit;
+  std::size_t threads;
+  int reps;
+  std::function<Figure()> run;
+};
+
+struct Sizes {
+  std::size_t tasks, ping_rounds, pfor, timers, lateness_timers;
+  int fib;
+  long leaves;
+  double idle_seconds;
+  int reps, idle_reps;
+};
+
+std::vector<Entry> g_entries;
+std::map<std::string, Figure> g_medians;  // key: workload/library/threads
+
+std::string key(const std::string& w, const std::string& l, std::size_t t) { return w + "/" + l + "/" + std::to_string(t); }
+
+template <class L>
+void add_pool_workloads(const Sizes& s, std::size_t t) {
+  const std::string lib = L::kName;
+  auto add = [&](const char* w, const char* unit, std::function<Figure()> fn, int reps) {
+    g_entries.push_back({w, lib, unit, t, reps, std::move(fn)});
+  };
+  add("post_empty", "ns/task", [=] { return post_empty<L>(t, s.tasks); }, s.reps);
+  if constexpr (L::kHasFutures) add("submit_future", "ns/task", [=] { return submit_future<L>(t, s.tasks); }, s.reps);
+  if constexpr (L::kHasFutures && L::kHasBatch) add("batch_submit", "ns/task", [=] { return batch_submit<L>(t, s.tasks); }, s.reps);
+  if constexpr (L::kCanJoinInside) {
+    add("fork_join_fib", "ms", [=] { return fork_join_fib<L>(t, s.fib); }, s.reps);
+    add("fan_out_in", "ms", [=] { return fan_out_in<L>(t, s.leaves); }, s.reps);
+  }
+  add("parallel_for", "ms", [=] { return parallel_for<L>(t, s.pfor); }, s.reps);
+  add("ping_pong", "us", [=] { return ping_pong<L>(t, s.ping_rounds); }, s.reps);
+  add("many_producers", "ns/task", [=] { return many_producers<L>(t, s.tasks); }, s.reps);
+  add("idle_cpu", "CPU-ms", [=] { return idle_cpu<L>(t, s.idle_seconds); }, s.idle_reps);
+  add("queued_memory", "bytes", [=] { return queued_memory<L>(t, s.tasks); }, s.reps);
+  if constexpr (std::is_same_v<L, Taskpool> || std::is_same_v<L, Asio>) {
+    add("timer_lateness", "us", [=] { return timer_lateness<L>(t, s.lateness_timers, std::chrono::milliseconds(100)); }, s.reps);
+    if (t == 1) add("timer_insert_cancel", "ns/op", [=] { return timer_insert_cancel<L>(s.timers); }, s.reps);
+  }
+}
+
+class Collector : public benchmark::BenchmarkReporter {
+ public:
+  bool ReportContext(const Context&) override { return true; }
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      if (r.run_type != Run::RT_Aggregate || r.aggregate_name != "median") continue;
+      Figure f;
+      auto v = r.counters.find("value");
+      if (v == r.counters.end()) continue;
+      f.value = v->second.value;
+      auto p = r.counters.find("p99");
+      if (p != r.counters.end()) f.p99 = p->second.value;
+      g_medians[r.run_name.function_name] = f;
+      std::fprintf(stderr, "  %-44s %12.2f\n", r.run_name.function_name.c_str(), f.value);
+    }
+  }
+};
+
+const char* kLibraries[] = {"taskpool", "tbb", "asio", "thread_pool_rvaser", "seed_pool"};
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  using namespace bench;
+  bool quick = false;
+  std::string json_path, filter;
+  std::vector<char*> gb_args{argv[0]};
+  static std::string interleave = "--benchmark_enable_random_interleaving=true";
+  gb_args.push_back(interleave.data());
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else if (a == "--filter" && i + 1 < argc) {
+      filter = std::string("--benchmark_filter=") + argv[++i];
+    } else if (a == "-h" || a == "--help") {
+      std::printf("usage: %s [--quick] [--json FILE] [--filter REGEX]\n", argv[0]);
+      return 0;
+    } else {
+      gb_args.push_back(argv[i]);
+    }
+  }
+  if (!filter.empty()) gb_args.push_back(filter.data());
+  Sizes s = quick ? Sizes{200'000, 10'000, 10'000'000, 200'000, 500, 25, 100'000, 0.5, 3, 1}
+                  : Sizes{1'000'000, 100'000, 10'000'000, 1'000'000, 2'000, 30, 1'000'000, 2.0, 5, 3};
+  const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::size_t> thread_counts{1};
+  if (cores > 1) thread_counts.push_back(cores);
+  for (std::size_t t : thread_counts) {
+    add_pool_workloads<Taskpool>(s, t);
+    add_pool_workloads<Tbb>(s, t);
+    add_pool_workloads<Asio>(s, t);
+    add_pool_workloads<Rvaser>(s, t);
+    add_pool_workloads<Seed>(s, t);
+  }
+  for (auto& e : g_entries) {
+    benchmark::RegisterBenchmark(key(e.workload, e.library, e.threads).c_str(),
+                                 [&e](benchmark::State& st) {
+                                   for (auto _ : st) {
+                                     Figure f = e.run();
+                                     st.SetIterationTime(1e-3);
+                                     st.counters["value"] = f.value;
+                                     if (!std::isnan(f.p99)) st.counters["p99"] = f.p99;
+                                   }
+                                 })
+        ->Iterations(1)
+        ->Repetitions(e.reps)
+        ->UseManualTime()
+        ->ReportAggregatesOnly(true);
+  }
+  int gb_argc = static_cast<int>(gb_args.size());
+  benchmark::Initialize(&gb_argc, gb_args.data());
+  Collector collector;
+  std::fprintf(stderr, "running %zu benchmarks (%s)...\n", g_entries.size(), quick ? "quick" : "full");
+  benchmark::RunSpecifiedBenchmarks(&collector);
+
+  // Table: one row per workload x threads; taskpool/peer ratios (< 1 means taskpool is faster).
+  std::vector<std::pair<std::string, std::string>> workloads;  // (workload, unit) in order
+  for (auto& e : g_entries)
+    if (std::find(workloads.begin(), workloads.end(), std::make_pair(e.workload, e.unit)) == workloads.end())
+      workloads.emplace_back(e.workload, e.unit);
+  std::printf("\nMedians (lower is better); ratio = taskpool / peer, < 1.00 means taskpool is faster\n");
+  std::printf("%-20s %3s %-8s", "workload", "thr", "unit");
+  for (const char* l : kLibraries) std::printf(" %18s", l);
+  std::printf("   %s\n", "taskpool/best peer");
+  nlohmann::json rows = nlohmann::json::array();
+  std::set<std::string> missing;
+  for (auto& [w, unit] : workloads) {
+    for (std::size_t t : thread_counts) {
+      bool any = false;
+      for (const char* l : kLibraries) any = any || g_medians.count(key(w, l, t));
+      if (!any) continue;
+      std::printf("%-20s %3zu %-8s", w.c_str(), t, unit.c_str());
+      double best_peer = INFINITY;
+      for (const char* l : kLibraries) {
+        auto it = g_medians.find(key(w, l, t));
+        if (it == g_medians.end()) {
+          std::printf(" %18s", "n/a");
+          missing.insert(std::string(l) + ": " + w);
+          continue;
+        }
+        const Figure& f = it->second;
+        char cell[64];
+        if (std::isnan(f.p99)) {
+          std::snprintf(cell, sizeof cell, "%.2f", f.value);
+        } else {
+          std::snprintf(cell, sizeof cell, "%.1f (p99 %.1f)", f.value, f.p99);
+        }
+        std::printf(" %18s", cell);
+        if (std::string(l) != "taskpool") best_peer = std::min(best_peer, f.value);
+        nlohmann::json row = {{"workload", w}, {"library", l}, {"threads", t}, {"median", f.value}, {"unit", unit}};
+        if (!std::isnan(f.p99)) row["p99"] = f.p99;
+        rows.push_back(row);
+      }
+      auto tp = g_medians.find(key(w, "taskpool", t));
+      if (tp != g_medians.end() && std::isfinite(best_peer) && best_peer > 0) {
+        std::printf("   %.2f\n", tp->second.value / best_peer);
+      } else {
+        std::printf("   -\n");
+      }
+    }
+  }
+  std::printf("\nn/a: the peer has no way to run the workload (no futures, no bulk submission, waiting inside a\n"
+              "task deadlocks it, or no timers); the seed_pool baseline has no timers either.\n");
+  if (!json_path.empty()) {
+    char date[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+    nlohmann::json doc = {{"machine", {{"cpus", cores}, {"compiler", std::string("g++ ") + __VERSION__}}},
+                          {"date", date},
+                          {"mode", quick ? "quick" : "full"},
+                          {"results", rows}};
+    std::ofstream(json_path) << doc.dump(2) << "\n";
+    std::printf("wrote %s (%zu rows)\n", json_path.c_str(), rows.size());
+  }
+  benchmark::Shutdown();
+}
