@@ -36,6 +36,20 @@ struct Sizes {
 };
 
 std::vector<Entry> g_entries;
+std::string g_self;  // this executable, for child-process measurements
+
+// RSS deltas are only meaningful in a fresh process: earlier workloads leave memory in the
+// allocators (glibc arenas, TBB's scalable allocator) that later allocations reuse.
+Figure queued_memory_child(const std::string& lib, std::size_t t, std::size_t n) {
+  std::string cmd = g_self + " --child-queued-memory " + lib + " " + std::to_string(t) + " " + std::to_string(n);
+  FILE* p = popen(cmd.c_str(), "r");
+  double v = std::nan("");
+  if (p != nullptr) {
+    if (std::fscanf(p, "%lf", &v) != 1) v = std::nan("");
+    pclose(p);
+  }
+  return {v};
+}
 std::map<std::string, Figure> g_medians;  // key: workload/library/threads
 
 std::string key(const std::string& w, const std::string& l, std::size_t t) { return w + "/" + l + "/" + std::to_string(t); }
@@ -57,7 +71,7 @@ void add_pool_workloads(const Sizes& s, std::size_t t) {
   add("ping_pong", "us", [=] { return ping_pong<L>(t, s.ping_rounds); }, s.reps);
   add("many_producers", "ns/task", [=] { return many_producers<L>(t, s.tasks); }, s.reps);
   add("idle_cpu", "CPU-ms", [=] { return idle_cpu<L>(t, s.idle_seconds); }, s.idle_reps);
-  add("queued_memory", "bytes", [=] { return queued_memory<L>(t, s.tasks); }, s.reps);
+  add("queued_memory", "bytes", [=] { return queued_memory_child(lib, t, s.tasks); }, s.reps);
   if constexpr (std::is_same_v<L, Taskpool> || std::is_same_v<L, Asio>) {
     add("timer_lateness", "us", [=] { return timer_lateness<L>(t, s.lateness_timers, std::chrono::milliseconds(100)); }, s.reps);
     if (t == 1) add("timer_insert_cancel", "ns/op", [=] { return timer_insert_cancel<L>(s.timers); }, s.reps);
@@ -69,7 +83,8 @@ class Collector : public benchmark::BenchmarkReporter {
   bool ReportContext(const Context&) override { return true; }
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs) {
-      if (r.run_type != Run::RT_Aggregate || r.aggregate_name != "median") continue;
+      bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
+      if (!single && (r.run_type != Run::RT_Aggregate || r.aggregate_name != "median")) continue;
       Figure f;
       auto v = r.counters.find("value");
       if (v == r.counters.end()) continue;
@@ -89,6 +104,20 @@ const char* kLibraries[] = {"taskpool", "tbb", "asio", "thread_pool_rvaser", "se
 
 int main(int argc, char** argv) {
   using namespace bench;
+  // Child mode: one queued_memory measurement in a fresh process (see workloads.hpp).
+  if (argc == 5 && std::string(argv[1]) == "--child-queued-memory") {
+    std::string lib = argv[2];
+    std::size_t t = std::stoul(argv[3]), n = std::stoul(argv[4]);
+    Figure f;
+    if (lib == "taskpool") f = queued_memory<Taskpool>(t, n);
+    else if (lib == "tbb") f = queued_memory<Tbb>(t, n);
+    else if (lib == "asio") f = queued_memory<Asio>(t, n);
+    else if (lib == "thread_pool_rvaser") f = queued_memory<Rvaser>(t, n);
+    else f = queued_memory<Seed>(t, n);
+    std::printf("%.3f\n", f.value);
+    return 0;
+  }
+  g_self = argv[0];
   bool quick = false;
   std::string json_path, filter;
   std::vector<char*> gb_args{argv[0]};

@@ -10,7 +10,7 @@ TASKPOOL_JOBS="$(nproc)"
 TASKPOOL_PACKAGES=(
   g++ cmake make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libtbb-dev libboost-dev libthread-pool-dev
+  libtbb-dev libboost-dev libthread-pool-dev nlohmann-json3-dev
 )
 
 install_packages() {

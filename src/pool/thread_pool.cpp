@@ -227,8 +227,10 @@ void PoolCore::after_publish() {
 
 void PoolCore::maybe_spawn() {
   // Loads after the notify RMW; see "Thread count" in pool_core.hpp.
-  if (idle_.load(std::memory_order_seq_cst) != 0) return;
+  // threads_ first: it rarely changes (its cache line stays shared), while idle_ flips with
+  // every worker transition; a fixed pool at full size never reads idle_ here.
   if (threads_.load(std::memory_order_seq_cst) >= max_threads_.load(std::memory_order_relaxed)) return;
+  if (idle_.load(std::memory_order_seq_cst) != 0) return;
   if (stopping_.load(std::memory_order_relaxed)) return;
   std::lock_guard lk(threads_mu_);
   if (idle_.load() == 0 && threads_.load() < max_threads_.load() && !stopping_.load()) spawn_one_locked();
