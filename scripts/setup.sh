@@ -9,6 +9,7 @@ TASKPOOL_JOBS="$(nproc)"
 # Build tools and test/benchmark libraries; the peers are header-only or small Debian libraries.
 TASKPOOL_PACKAGES=(
   g++ cmake make pkg-config
+  libsqlite3-dev sqlite3 libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtbb-dev libboost-dev libthread-pool-dev nlohmann-json3-dev
 )

@@ -1,5 +1,6 @@
 // tests/stress_test.cpp — long randomized runs mixing every feature (scaled by
-// TASKPOOL_STRESS_SCALE; about a minute in all on 2 cores at scale 1).
+// TASKPOOL_STRESS_SCALE; a few minutes in all on 2 cores at scale 1, the release run; the
+// sanitizer runs use a smaller scale).
 //
 // Common invariant: every future completes exactly once, with exactly one of value, exception or
 // cancellation; a task runs at most once, and exactly once unless it was cancelled.
@@ -19,7 +20,7 @@ INSTANTIATE_TEST_SUITE_P(Threads, StressTest, ::testing::ValuesIn(test::thread_c
 // Producers submit (and post, and batch) with random priorities; some tasks throw, some are
 // cancelled right after submission, some spawn children; a resizer changes the bounds throughout.
 TEST_P(StressTest, MixedWorkload) {
-  const std::size_t per_producer = test::scaled(150'000);
+  const std::size_t per_producer = test::scaled(1'500'000);
   const int producers = 3;
   Options o;
   o.min_threads = 1;
@@ -105,7 +106,7 @@ TEST_P(StressTest, MixedWorkload) {
 // returns a future that completes; after close() every accepted task ran; after terminate()
 // each accepted task ran or was cancelled, never both, never twice.
 TEST_P(StressTest, ShutdownRacesSubmitters) {
-  const int rounds = static_cast<int>(test::scaled(60));
+  const int rounds = static_cast<int>(test::scaled(300));
   for (int round = 0; round < rounds; ++round) {
     const bool terminate = round % 2 == 1;
     auto pool = std::make_unique<ThreadPool>(GetParam());
@@ -157,8 +158,8 @@ TEST_P(StressTest, ForkJoin) {
     long b = fib(k - 2);
     return a.get() + b;
   };
-  const int n = test::stress_scale() < 0.5 ? 18 : 23;
-  long expect[] = {0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181, 6765, 10946, 17711, 28657};
+  const int n = test::stress_scale() < 0.5 ? 20 : 26;
+  long expect[] = {0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181, 6765, 10946, 17711, 28657, 46368, 75025, 121393};
   EXPECT_EQ(pool.submit(fib, n).get(), expect[n]);
 }
 
