@@ -6,6 +6,8 @@
 #include "taskpool/errors.hpp"
 #include "taskpool/future.hpp"
 #include "taskpool/options.hpp"
+#include "taskpool/store.hpp"
+#include "taskpool/dispatcher.hpp"
 #include "taskpool/scheduler.hpp"
 #include "taskpool/clock.hpp"
 #include "taskpool/task_group.hpp"
