@@ -54,11 +54,6 @@ Spec parse_spec(const std::string& payload) {
       s.cwd = v.get<std::string>();
     } else if (k == "env") {
       if (!v.is_object()) throw std::invalid_argument("exec: \"env\" must be an object of strings");
-      for (char** e = environ; *e != nullptr; ++e) {
-        std::string kv = *e;
-        auto name = kv.substr(0, kv.find('='));
-        if (!v.contains(name)) s.env.push_back(kv);
-      }
       for (auto& [name, value] : v.items()) {
         if (!value.is_string()) throw std::invalid_argument("exec: env value of " + name + " must be a string");
         s.env.push_back(name + "=" + value.get<std::string>());
@@ -89,7 +84,7 @@ std::string run_spec(const Spec& s, std::stop_token stop) {
   for (auto& e : s.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), s.env.empty() ? environ : envp.data());
+  int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   close(fds[1]);
@@ -146,10 +141,33 @@ std::string run_spec(const Spec& s, std::stop_token stop) {
   return text;
 }
 
+// The child's environment: ours, then the payload's "env", then the task's identity.
+void complete_env(Spec& s, const TaskRecord& t) {
+  std::vector<std::string> extra = std::move(s.env);
+  extra.push_back("TASKPOOL_TASK_ID=" + std::to_string(t.id));
+  extra.push_back("TASKPOOL_EXEC_TIME=" +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.exec_time.time_since_epoch()).count()));
+  extra.push_back("TASKPOOL_ATTEMPT=" + std::to_string(t.attempts));
+  auto overridden = [&](const std::string& kv) {
+    auto name = kv.substr(0, kv.find('=') + 1);
+    for (auto& e : extra)
+      if (e.compare(0, name.size(), name) == 0) return true;
+    return false;
+  };
+  s.env.clear();
+  for (char** e = environ; *e != nullptr; ++e)
+    if (!overridden(*e)) s.env.emplace_back(*e);
+  for (auto& e : extra) s.env.push_back(std::move(e));
+}
+
 }  // namespace
 
 Handler exec_handler() {
-  return [](const TaskContext& c) { return run_spec(parse_spec(c.task.payload), c.stop); };
+  return [](const TaskContext& c) {
+    Spec s = parse_spec(c.task.payload);
+    complete_env(s, c.task);
+    return run_spec(s, c.stop);
+  };
 }
 
 }  // namespace taskpool

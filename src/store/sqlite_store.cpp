@@ -459,7 +459,12 @@ class SqliteTaskStore final : public TaskStore {
 
   void migrate(const std::string& path) {
     // Reading the header fails here for a file that is not SQLite at all.
-    std::int64_t app = pragma_int("PRAGMA application_id");
+    std::int64_t app;
+    try {
+      app = pragma_int("PRAGMA application_id");
+    } catch (const StoreError&) {
+      throw StoreError("taskpool store: " + path + ": " + sqlite3_errmsg(db_));
+    }
     std::int64_t version = pragma_int("PRAGMA user_version");
     std::int64_t tables = pragma_int("SELECT count(*) FROM sqlite_master");
     if (app != kApplicationId && !(app == 0 && tables == 0))
