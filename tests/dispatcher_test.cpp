@@ -169,6 +169,24 @@ TEST_F(DispatcherTest, SeesRowsFromOtherConnections) {
   d.stop();
 }
 
+// Invariant: a task left running by a dead runner is recovered by a live dispatcher once its
+// lease expires, and then runs (regression: the recovery did not refresh the cached due time).
+TEST_F(DispatcherTest, RecoversTasksOfDeadRunners) {
+  ThreadPool pool(1);
+  auto o = fast();
+  o.lease = 100ms;
+  Dispatcher d(*store_, pool, o);
+  d.handle("memo", [](const TaskContext&) { return "x"; });
+  d.start();
+  auto other = open_sqlite_store(path_);
+  d.pause();  // let the dead runner claim it first
+  auto id = other->add(task("memo"));
+  ASSERT_EQ(other->claim_due("dead-runner", 1, 200ms).size(), 1u);
+  d.resume();
+  EXPECT_TRUE(status_is(id, TaskStatus::done));
+  d.stop();
+}
+
 // Invariant: stop() lets running tasks see stop requested after the grace period, and gives
 // claimed-but-unstarted tasks back (waiting, attempt not counted).
 TEST_F(DispatcherTest, StopReleasesUnstarted) {

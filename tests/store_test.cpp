@@ -323,6 +323,17 @@ TEST_F(StoreTest, ChangeCounterSeesOtherConnections) {
   EXPECT_NE(store_->change_counter(), before);
 }
 
+// Invariant: this connection's own single-statement writes move change_counter too (the
+// dispatcher caches the next due time until the counter moves; a regression left recovered
+// tasks waiting forever).
+TEST_F(StoreTest, ChangeCounterSeesOwnAutoCommitWrites) {
+  store_->add(memo());
+  store_->claim_due("dead", 1, -1000ms);
+  auto before = store_->change_counter();
+  EXPECT_EQ(store_->recover_expired(), 1u);
+  EXPECT_NE(store_->change_counter(), before);
+}
+
 // Invariant: opening refuses files that are not taskpool databases, and newer schemas.
 TEST_F(StoreTest, RefusesForeignOrNewerDatabases) {
   std::string foreign = (dir_ / "foreign.db").string();

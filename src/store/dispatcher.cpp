@@ -83,7 +83,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (now >= next_recover && !stopping) {
         lk.unlock();
         try {
-          if (std::size_t n = store.recover_expired()) log("recovered " + std::to_string(n) + " task(s) with expired leases");
+          if (std::size_t n = store.recover_expired()) {
+            log("recovered " + std::to_string(n) + " task(s) with expired leases");
+            due_known = false;
+          }
         } catch (const std::exception& e) {
           log(std::string("recovery failed: ") + e.what());
         }

@@ -347,8 +347,9 @@ class SqliteTaskStore final : public TaskStore {
     std::lock_guard lk(mu_);
     StmtScope s(stmts_.data_version);
     s->step();
-    // data_version moves only for other connections' commits; add ours.
-    return static_cast<std::uint64_t>(s->i64(0)) + local_commits_;
+    // data_version moves only for other connections' commits; add every row this connection
+    // changed (transactions and single auto-committed statements alike).
+    return static_cast<std::uint64_t>(s->i64(0)) + static_cast<std::uint64_t>(sqlite3_total_changes64(db_));
   }
 
   std::vector<Report> reports(bool unacked_only, std::size_t limit) override {
@@ -431,7 +432,6 @@ class SqliteTaskStore final : public TaskStore {
     explicit Tx(SqliteTaskStore& s) : s_(s) { s_.exec("BEGIN IMMEDIATE"); }
     void commit() {
       s_.exec("COMMIT");
-      ++s_.local_commits_;
       done_ = true;
     }
     ~Tx() {
@@ -614,11 +614,10 @@ class SqliteTaskStore final : public TaskStore {
         recover, next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked;
   };
 
-  std::mutex mu_;  // guards db_, stmts_, rng_, local_commits_
+  std::mutex mu_;  // guards db_, stmts_, rng_
   sqlite3* db_ = nullptr;
   Statements stmts_;
   std::mt19937_64 rng_{std::random_device{}()};
-  std::uint64_t local_commits_ = 0;
 };
 
 }  // namespace
