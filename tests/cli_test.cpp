@@ -37,11 +37,7 @@ std::string quote(const std::string& s) {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("taskpool-cli-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    db_ = (dir_ / "tasks.db").string();
+    db_ = tmp_.file("tasks.db");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -98,7 +94,8 @@ class CliTest : public ::testing::Test {
   }
   std::unique_ptr<taskpool::TaskStore> store() { return taskpool::open_sqlite_store(db_); }
 
-  std::filesystem::path dir_;
+  taskpool::test::TempDir tmp_;
+  const std::filesystem::path& dir_ = tmp_.path();
   std::string db_;
 };
 

@@ -17,16 +17,11 @@ namespace {
 class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("taskpool-disp-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    path_ = (dir_ / "tasks.db").string();
+    path_ = tmp_.file("tasks.db");
     store_ = open_sqlite_store(path_);
   }
   void TearDown() override {
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
   NewTask task(std::string handler, std::string payload = "{}") {
     NewTask t;
@@ -48,7 +43,8 @@ class DispatcherTest : public ::testing::Test {
     o.retry = RetryPolicy{.base = 0ms, .max = 0ms, .jitter = 0};
     return o;
   }
-  std::filesystem::path dir_;
+  test::TempDir tmp_;
+  const std::filesystem::path& dir_ = tmp_.path();
   std::string path_;
   std::unique_ptr<TaskStore> store_;
 };

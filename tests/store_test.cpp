@@ -19,16 +19,11 @@ namespace {
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("taskpool-store-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    path_ = (dir_ / "tasks.db").string();
+    path_ = tmp_.file("tasks.db");
     store_ = open_sqlite_store(path_);
   }
   void TearDown() override {
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
   NewTask memo(std::string who = "123") {
     NewTask t;
@@ -38,7 +33,8 @@ class StoreTest : public ::testing::Test {
     t.payload = R"({"text":"stand-up"})";
     return t;
   }
-  std::filesystem::path dir_;
+  test::TempDir tmp_;
+  const std::filesystem::path& dir_ = tmp_.path();
   std::string path_;
   std::unique_ptr<TaskStore> store_;
 };

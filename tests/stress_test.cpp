@@ -152,15 +152,9 @@ TEST_P(StressTest, ShutdownRacesSubmitters) {
 // Deep fork-join with get() inside tasks: exercises stealing and helping together.
 TEST_P(StressTest, ForkJoin) {
   ThreadPool pool(GetParam());
-  std::function<long(int)> fib = [&](int k) -> long {
-    if (k < 2) return k;
-    auto a = pool.submit(fib, k - 1);
-    long b = fib(k - 2);
-    return a.get() + b;
-  };
   const int n = test::stress_scale() < 0.5 ? 20 : 26;
   long expect[] = {0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597, 2584, 4181, 6765, 10946, 17711, 28657, 46368, 75025, 121393};
-  EXPECT_EQ(pool.submit(fib, n).get(), expect[n]);
+  EXPECT_EQ(pool.submit([&] { return test::fork_join_fib(pool, n); }).get(), expect[n]);
 }
 
 }  // namespace

@@ -519,13 +519,7 @@ TEST(PoolElastic, ResizeRejectsBadBounds) {
 // waiting worker runs queued work (one thread, so nobody else could).
 TEST_P(PoolTest, GetInsideTaskHelps) {
   ThreadPool pool(GetParam());
-  std::function<long(int)> fib = [&](int k) -> long {
-    if (k < 2) return k;
-    auto a = pool.submit(fib, k - 1);
-    long b = fib(k - 2);
-    return a.get() + b;
-  };
-  EXPECT_EQ(pool.submit(fib, 18).get(), 2584);
+  EXPECT_EQ(pool.submit([&] { return test::fork_join_fib(pool, 18); }).get(), 2584);
 }
 
 // Invariant (7): wait_idle() from a task of the same pool throws instead of waiting for itself.

@@ -6,9 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -79,6 +82,36 @@ inline std::size_t scaled(std::size_t n) {
 inline std::vector<std::size_t> thread_counts() { return {1, 2, 4, 8}; }
 inline std::string thread_count_name(const ::testing::TestParamInfo<std::size_t>& info) {
   return "threads_" + std::to_string(info.param);
+}
+
+// A fresh directory per test (named after the process and the test), removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("taskpool-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Recursive fib where every call submits one child to `pool` and get()s it from inside a task:
+// exercises the deques, stealing and helping together.
+template <class Pool>
+long fork_join_fib(Pool& pool, int n) {
+  if (n < 2) return n;
+  auto a = pool.submit([&pool, n] { return fork_join_fib(pool, n - 1); });
+  long b = fork_join_fib(pool, n - 2);
+  return a.get() + b;
 }
 
 }  // namespace taskpool::test
