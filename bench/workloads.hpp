@@ -280,7 +280,10 @@ Figure queued_memory(std::size_t threads, std::size_t n) {
       blocked.fetch_add(1);
       while (!open.load(std::memory_order_acquire)) std::this_thread::sleep_for(std::chrono::microseconds(200));
     });
-  while (blocked.load() < threads) std::this_thread::yield();
+  // Bounded: a pool without stealing (libthread-pool) can leave a blocker queued behind another
+  // while a worker sleeps; the workers are then busy or asleep either way, which is all we need.
+  auto give_up = clk::now() + std::chrono::seconds(2);
+  while (blocked.load() < threads && clk::now() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   malloc_trim(0);
   long r0 = rss_bytes();
   std::atomic<long> sink{0};
