@@ -82,7 +82,22 @@ void SharedStateBase::add_callback(CallbackNode* node) noexcept {
   }
 }
 
+namespace {
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 bool SharedStateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
+  // Most waits are short (a tiny task on an idle pool completes in microseconds): spin briefly
+  // before the futex round trip, which alone costs several microseconds to sleep and wake.
+  const auto spin_until = std::min(deadline, std::chrono::steady_clock::now() + std::chrono::microseconds(5));
+  for (int i = 0; !is_ready(); ++i) {
+    if ((i & 15) == 15 && std::chrono::steady_clock::now() >= spin_until) break;
+    cpu_relax();
+  }
   for (;;) {
     std::uint32_t s = state_.load(std::memory_order_acquire);
     if ((s & kPhaseMask) >= kDone) return true;
