@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "store_workloads.hpp"
 #include "workloads.hpp"
 
 namespace bench {
@@ -33,6 +34,7 @@ struct Sizes {
   long leaves;
   double idle_seconds;
   int reps, idle_reps;
+  std::size_t store_inserts, due_samples;
 };
 
 std::vector<Entry> g_entries;
@@ -139,8 +141,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!filter.empty()) gb_args.push_back(filter.data());
-  Sizes s = quick ? Sizes{200'000, 10'000, 10'000'000, 200'000, 500, 25, 100'000, 0.5, 3, 1}
-                  : Sizes{1'000'000, 100'000, 10'000'000, 1'000'000, 2'000, 30, 1'000'000, 2.0, 5, 3};
+  Sizes s = quick ? Sizes{200'000, 10'000, 10'000'000, 200'000, 500, 25, 100'000, 0.5, 3, 1, 2'000, 100}
+                  : Sizes{1'000'000, 100'000, 10'000'000, 1'000'000, 2'000, 30, 1'000'000, 2.0, 5, 3, 10'000, 400};
   const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::size_t> thread_counts{1};
   if (cores > 1) thread_counts.push_back(cores);
@@ -150,6 +152,18 @@ int main(int argc, char** argv) {
     add_pool_workloads<Asio>(s, t);
     add_pool_workloads<Rvaser>(s, t);
     add_pool_workloads<Seed>(s, t);
+  }
+  // The durable layer (taskpool only).
+  {
+    std::size_t t = cores;
+    auto add = [&](const char* w, const char* unit, std::function<Figure()> fn) {
+      g_entries.push_back({w, "taskpool", unit, t, s.reps > 3 ? 3 : s.reps, std::move(fn)});
+    };
+    add("store_insert", "us/task", [=] { return store_insert(s.store_inserts); });
+    add("store_insert_batch", "us/task", [=] { return store_insert_batch(s.store_inserts * 10); });
+    add("dispatch_noop", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5); });
+    add("due_to_start_inproc", "ms", [=] { return due_to_start(t, s.due_samples, true); });
+    add("due_to_start_outproc", "ms", [=] { return due_to_start(t, s.due_samples / 4, false); });
   }
   for (auto& e : g_entries) {
     benchmark::RegisterBenchmark(key(e.workload, e.library, e.threads).c_str(),

@@ -148,6 +148,23 @@ TEST_F(StoreTest, CompleteWritesResultAndReport) {
   EXPECT_FALSE(store_->complete(claimed[0], "r", {}, {}));  // no longer running
 }
 
+// Invariant: complete_batch records many runs in one transaction, refusing only the ones whose
+// lease is not the caller's.
+TEST_F(StoreTest, CompleteBatch) {
+  store_->add_batch({memo(), memo(), memo()});
+  auto c = store_->claim_due("r", 3, 30s);
+  ASSERT_EQ(c.size(), 3u);
+  TaskRecord foreign = c[2];
+  ASSERT_TRUE(store_->release(c[2], "r"));
+  auto recorded = store_->complete_batch({{&c[0], {.ok = true, .result = "a"}}, {&c[1], {.ok = false, .error = "b"}}, {&foreign, {}}},
+                                         "r", {});
+  EXPECT_EQ(recorded, (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(store_->get(c[0].id)->status, TaskStatus::done);
+  EXPECT_EQ(store_->get(c[1].id)->status, TaskStatus::failed);
+  EXPECT_EQ(store_->get(c[2].id)->status, TaskStatus::waiting);
+  EXPECT_EQ(store_->reports(true, 10).size(), 2u);
+}
+
 // Invariant: a repeating task returns to waiting on its grid: the next slot is the first grid
 // point after now (no drift; missed slots are not run twice or in a burst).
 TEST_F(StoreTest, RepeatingStaysOnGrid) {

@@ -130,6 +130,14 @@ class TaskStore {
   // back to waiting at their next grid time; failures are retried per `retry`. False if the
   // lease was lost meanwhile (the run is not recorded; another runner owns the task).
   virtual bool complete(const TaskRecord& claimed, std::string_view owner, const RunResult& outcome, const RetryPolicy& retry) = 0;
+  // complete() for many runs in one transaction (group commit); result[i] is complete()'s answer
+  // for items[i].
+  struct Completion {
+    const TaskRecord* claimed;
+    RunResult outcome;
+  };
+  virtual std::vector<bool> complete_batch(const std::vector<Completion>& items, std::string_view owner,
+                                           const RetryPolicy& retry) = 0;
   // Gives a claimed task back unrun (graceful stop): running -> waiting, attempt not counted.
   virtual bool release(const TaskRecord& claimed, std::string_view owner) = 0;
   // Running tasks whose lease expired go back to waiting (their runner died). Returns how many.

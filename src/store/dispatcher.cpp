@@ -186,31 +186,70 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
     }
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-    bool recorded = false;
-    try {
-      recorded = store.complete(f->rec, opts.owner, res, opts.retry);
-    } catch (const std::exception& e) {
-      log("task " + std::to_string(f->rec.id) + ": recording the outcome failed: " + e.what());
+    // Group commit: queue the outcome; whoever finds no flush running records everything queued
+    // in one transaction (one write transaction per task would cap throughput at the commit rate).
+    {
+      std::lock_guard lk(mu);
+      done.push_back({f, std::move(res), ms});
+      if (flushing) return;
+      flushing = true;
     }
-    if (recorded && opts.on_report) {
-      try {
-        opts.on_report(f->rec, res);
-      } catch (...) {
+    flush();
+  }
+
+  struct Done {
+    std::shared_ptr<Flight> flight;
+    RunResult result;
+    long long ms;
+  };
+
+  void flush() {
+    for (;;) {
+      std::vector<Done> batch;
+      {
+        std::lock_guard lk(mu);
+        batch.swap(done);
+        if (batch.empty()) {
+          flushing = false;
+          return;
+        }
       }
+      std::vector<TaskStore::Completion> items;
+      items.reserve(batch.size());
+      for (auto& d : batch) items.push_back({&d.flight->rec, d.result});
+      std::vector<bool> recorded(batch.size(), false);
+      try {
+        recorded = store.complete_batch(items, opts.owner, opts.retry);
+      } catch (const std::exception& e) {
+        log(std::string("recording outcomes failed: ") + e.what());
+      }
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& d = batch[i];
+        if (recorded[i] && opts.on_report) {
+          try {
+            opts.on_report(d.flight->rec, d.result);
+          } catch (...) {
+          }
+        }
+        if (opts.log)
+          log("task " + std::to_string(d.flight->rec.id) + " " + d.flight->rec.handler() + " " +
+              (!recorded[i] ? "lost its lease" : d.result.ok ? "done" : "failed: " + d.result.error) + " in " +
+              std::to_string(d.ms) + " ms");
+      }
+      std::lock_guard lk(mu);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (!recorded[i]) {
+          ++st.lost_leases;
+        } else if (batch[i].result.ok) {
+          ++st.succeeded;
+        } else {
+          ++st.failed;
+        }
+        flights.erase(batch[i].flight->rec.id);
+      }
+      woken = true;  // room for more claims
+      cv.notify_all();
     }
-    log("task " + std::to_string(f->rec.id) + " " + f->rec.handler() + " " +
-        (!recorded ? "lost its lease" : res.ok ? "done" : "failed: " + res.error) + " in " + std::to_string(ms) + " ms");
-    std::lock_guard lk(mu);
-    if (!recorded) {
-      ++st.lost_leases;
-    } else if (res.ok) {
-      ++st.succeeded;
-    } else {
-      ++st.failed;
-    }
-    flights.erase(f->rec.id);
-    woken = true;  // room for another claim
-    cv.notify_all();
   }
 
   TaskStore& store;
@@ -221,6 +260,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::map<std::string, Handler, std::less<>> handlers;
   std::map<std::int64_t, std::shared_ptr<Flight>> flights;
   bool started = false, stopping = false, paused = false, woken = false;
+  std::vector<Done> done;  // outcomes waiting to be recorded
+  bool flushing = false;   // a thread is recording outcomes
   Stats st;
   std::thread thread;
   std::mutex stop_mu;  // serializes stop()

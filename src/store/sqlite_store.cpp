@@ -276,50 +276,20 @@ class SqliteTaskStore final : public TaskStore {
   bool complete(const TaskRecord& claimed, std::string_view owner, const RunResult& outcome, const RetryPolicy& retry) override {
     std::lock_guard lk(mu_);
     Tx tx(*this);
-    auto cur = get_locked(claimed.id);
-    if (!cur || cur->status != TaskStatus::running || cur->lease_owner.value_or("") != owner) return false;
-    const std::int64_t now = now_ms();
-    const std::int64_t claimed_slot = to_ms(claimed.exec_time), cur_slot = to_ms(cur->exec_time);
-    // exec_time moved during the run (upsert/reschedule of a running task): run again then.
-    const bool rearmed = cur_slot != claimed_slot;
-    std::optional<std::string> result, error;
-    std::string next_status;
-    std::int64_t next_exec = cur_slot;
-    int next_attempts = 0;
-    std::optional<TaskStatus> report;
-    if (outcome.ok) {
-      result = outcome.result;
-      report = TaskStatus::done;
-      if (cur->repeat_every && !rearmed) {
-        next_status = "waiting";
-        next_exec = next_slot(claimed_slot, cur->repeat_every->count(), now);
-      } else {
-        next_status = rearmed ? "waiting" : "done";
-      }
-    } else {
-      error = outcome.error;
-      if (outcome.retryable && cur->attempts < cur->max_attempts) {
-        next_status = "waiting";
-        next_exec = now + backoff(cur->attempts, retry);
-        next_attempts = cur->attempts;  // the next claim counts the next attempt
-      } else {
-        report = TaskStatus::failed;
-        if (cur->repeat_every) {
-          next_status = "waiting";  // the series goes on at its next slot
-          next_exec = next_slot(claimed_slot, cur->repeat_every->count(), now);
-        } else if (rearmed) {
-          next_status = "waiting";
-        } else {
-          next_status = "failed";
-        }
-      }
-    }
-    StmtScope s(stmts_.finish_run);
-    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error).bind(6, now).bind(7, claimed.id);
-    s->run();
-    if (report) write_report_locked(*cur, *report, result, error, now);
+    bool ok = complete_locked(claimed, owner, outcome, retry);
     tx.commit();
-    return true;
+    return ok;
+  }
+
+  std::vector<bool> complete_batch(const std::vector<Completion>& items, std::string_view owner,
+                                   const RetryPolicy& retry) override {
+    std::lock_guard lk(mu_);
+    Tx tx(*this);
+    std::vector<bool> out;
+    out.reserve(items.size());
+    for (const Completion& c : items) out.push_back(complete_locked(*c.claimed, owner, c.outcome, retry));
+    tx.commit();
+    return out;
   }
 
   bool release(const TaskRecord& claimed, std::string_view owner) override {
@@ -538,6 +508,53 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.prune_reports = p("DELETE FROM reports WHERE acked_time IS NOT NULL AND acked_time < ?1");
     stmts_.counts = p("SELECT task_status, count(*) FROM tasks GROUP BY task_status");
     stmts_.unacked = p("SELECT count(*) FROM reports WHERE acked_time IS NULL");
+  }
+
+  // One run's outcome; the caller holds mu_ and an open transaction.
+  bool complete_locked(const TaskRecord& claimed, std::string_view owner, const RunResult& outcome, const RetryPolicy& retry) {
+    auto cur = get_locked(claimed.id);
+    if (!cur || cur->status != TaskStatus::running || cur->lease_owner.value_or("") != owner) return false;
+    const std::int64_t now = now_ms();
+    const std::int64_t claimed_slot = to_ms(claimed.exec_time), cur_slot = to_ms(cur->exec_time);
+    // exec_time moved during the run (upsert/reschedule of a running task): run again then.
+    const bool rearmed = cur_slot != claimed_slot;
+    std::optional<std::string> result, error;
+    std::string next_status;
+    std::int64_t next_exec = cur_slot;
+    int next_attempts = 0;
+    std::optional<TaskStatus> report;
+    if (outcome.ok) {
+      result = outcome.result;
+      report = TaskStatus::done;
+      if (cur->repeat_every && !rearmed) {
+        next_status = "waiting";
+        next_exec = next_slot(claimed_slot, cur->repeat_every->count(), now);
+      } else {
+        next_status = rearmed ? "waiting" : "done";
+      }
+    } else {
+      error = outcome.error;
+      if (outcome.retryable && cur->attempts < cur->max_attempts) {
+        next_status = "waiting";
+        next_exec = now + backoff(cur->attempts, retry);
+        next_attempts = cur->attempts;  // the next claim counts the next attempt
+      } else {
+        report = TaskStatus::failed;
+        if (cur->repeat_every) {
+          next_status = "waiting";  // the series goes on at its next slot
+          next_exec = next_slot(claimed_slot, cur->repeat_every->count(), now);
+        } else if (rearmed) {
+          next_status = "waiting";
+        } else {
+          next_status = "failed";
+        }
+      }
+    }
+    StmtScope s(stmts_.finish_run);
+    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error).bind(6, now).bind(7, claimed.id);
+    s->run();
+    if (report) write_report_locked(*cur, *report, result, error, now);
+    return true;
   }
 
   void validate(const NewTask& t) {
