@@ -13,7 +13,9 @@
 // store's change_counter). Tasks are claimed in batches (at most `batch` in flight) with a lease
 // that is renewed every lease/3 while they run; a run whose lease was lost is stop-requested and
 // its outcome discarded (another runner owns the task). On start, expired leases of dead runners
-// are recovered, so every task runs at least once.
+// are recovered, so every task runs at least once. Outcomes of runs that end at about the same
+// time are recorded in one transaction (group commit), which is what lets a dispatcher on SQLite
+// work tens of thousands of short tasks per second.
 //
 // Handlers: handle(name, fn) — fn(TaskContext) returns the result text; throwing fails the run
 // (retried per RetryPolicy up to the task's max_attempts). A task whose handler is not registered
