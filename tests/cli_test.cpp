@@ -216,6 +216,28 @@ TEST_F(CliTest, ServeRunsTasksAndStopsOnSigterm) {
   auto id = std::stoll(r.out);
   EXPECT_TRUE(eventually([&]() -> bool { return s->get(id)->status == taskpool::TaskStatus::done; }, std::chrono::seconds(30)));
   EXPECT_NE(s->get(id)->result->find("ran " + std::to_string(id)), std::string::npos);
+  // Resize at run time (SIGTTIN/SIGTTOU), pause/resume (SIGUSR1/SIGUSR2): each is acknowledged
+  // in the log, and the daemon keeps working.
+  auto log_has = [&](const std::string& needle) {
+    return eventually([&] {
+      std::ifstream log(dir_ / "serve.log");
+      std::stringstream ss;
+      ss << log.rdbuf();
+      return ss.str().find(needle) != std::string::npos;
+    });
+  };
+  kill(pid, SIGTTIN);
+  EXPECT_TRUE(log_has("threads: 3"));
+  kill(pid, SIGTTOU);
+  kill(pid, SIGTTOU);
+  EXPECT_TRUE(log_has("threads: 1"));
+  kill(pid, SIGUSR1);
+  EXPECT_TRUE(log_has("paused"));
+  kill(pid, SIGUSR2);
+  EXPECT_TRUE(log_has("resumed"));
+  auto r2 = cli({"add", "--type", "exec", "--payload", R"({"argv": ["true"]})"});
+  auto id2 = std::stoll(r2.out);
+  EXPECT_TRUE(eventually([&]() -> bool { return s->get(id2)->status == taskpool::TaskStatus::done; }, std::chrono::seconds(30)));
   kill(pid, SIGTERM);
   EXPECT_EQ(wait_exit(pid), 0);
 }

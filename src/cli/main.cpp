@@ -50,7 +50,7 @@ int serve(const std::string& db, std::size_t threads, const std::string& poll, c
   // Block the stop signals before any thread starts; this thread waits for them.
   sigset_t sigs;
   sigemptyset(&sigs);
-  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2}) sigaddset(&sigs, s);
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   auto store = open_sqlite_store(db, store_options());
@@ -76,6 +76,12 @@ int serve(const std::string& db, std::size_t threads, const std::string& poll, c
     } else if (sig == SIGUSR2) {
       d.resume();
       std::printf("taskpool: resumed\n");
+    } else if (sig == SIGTTIN || sig == SIGTTOU) {
+      // As unicorn and gunicorn do: TTIN adds a worker thread, TTOU removes one (never below 1).
+      std::size_t n = pool.stats().max_threads;
+      n = sig == SIGTTIN ? std::min(n + 1, ThreadPool::max_supported_threads()) : std::max<std::size_t>(n - 1, 1);
+      pool.resize(n, n);
+      std::printf("taskpool: threads: %zu\n", n);
     } else {
       std::printf("taskpool: stopping (%s); running tasks have %lld ms to finish\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                   static_cast<long long>(grace.count()));
