@@ -173,9 +173,9 @@ TEST_F(DispatcherTest, RecoversTasksOfDeadRunners) {
   o.lease = 100ms;
   Dispatcher d(*store_, pool, o);
   d.handle("memo", [](const TaskContext&) { return "x"; });
+  d.pause();  // paused from the start, so the dead runner surely claims the task first
   d.start();
   auto other = open_sqlite_store(path_);
-  d.pause();  // let the dead runner claim it first
   auto id = other->add(task("memo"));
   ASSERT_EQ(other->claim_due("dead-runner", 1, 200ms).size(), 1u);
   d.resume();
