@@ -70,6 +70,7 @@ struct alignas(64) Worker {
   std::atomic<bool> live{false};  // a thread owns this slot (cleared by the thread as it ends)
   // Counters: written only by the slot's current thread (bump), read by anyone.
   std::atomic<std::uint64_t> finished{0};            // popped tasks finished in any way
+  std::atomic<std::uint64_t> in_task{0};             // tasks executing now (nested when helping)
   std::atomic<std::uint64_t> completed{0}, failed{0}, cancelled{0};
   std::atomic<std::uint64_t> internal_submitted{0};  // tasks pushed to this deque by submission
   std::array<std::atomic<std::uint64_t>, kPriorityLevels> local_in{}, local_out{};

@@ -409,7 +409,12 @@ void PoolCore::execute(Worker* w, TaskNode* t, RunContext& ctx) {
     discard_popped(w, t);
   } else {
     ctx.posted_error = nullptr;
-    switch (t->run(ctx)) {  // consumes t
+    // in_task is lowered before `finished` is published (release), so a reader that saw the
+    // pool idle also sees no task running.
+    w->in_task.store(w->in_task.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    RunOutcome outcome = t->run(ctx);  // consumes t
+    w->in_task.store(w->in_task.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+    switch (outcome) {
       case RunOutcome::ok: bump(w->completed); break;
       case RunOutcome::failed: bump(w->failed); break;
       case RunOutcome::skipped: bump(w->cancelled); break;
@@ -758,7 +763,6 @@ Stats PoolCore::stats() const {
   Stats s;
   s.threads = threads_.load(std::memory_order_relaxed);
   s.idle_threads = std::min(idle_.load(std::memory_order_relaxed), s.threads);
-  s.running = s.threads - s.idle_threads;
   std::array<std::int64_t, kPriorityLevels> q{};
   for (std::size_t l = 0; l < levels_.size(); ++l) {
     q[l] = static_cast<std::int64_t>(levels_[l].size.load(std::memory_order_relaxed));
@@ -772,6 +776,7 @@ Stats PoolCore::stats() const {
     s.completed += w->completed.load(std::memory_order_relaxed);
     s.failed += w->failed.load(std::memory_order_relaxed);
     s.cancelled += w->cancelled.load(std::memory_order_relaxed);
+    s.running += static_cast<std::size_t>(w->in_task.load(std::memory_order_acquire));
     for (std::size_t l = 0; l < q.size(); ++l)
       q[l] += static_cast<std::int64_t>(w->local_in[l].load(std::memory_order_relaxed)) -
               static_cast<std::int64_t>(w->local_out[l].load(std::memory_order_relaxed));
