@@ -140,13 +140,12 @@ class FutureTask final : public TaskNode, public SharedState<R> {
     }
     RunOutcome outcome = RunOutcome::ok;
     try {
-      std::stop_token token;
       if constexpr (kTakesToken) {
         // The task stops when its future is cancelled (own source) or the pool terminates.
         std::stop_callback link(ctx.pool_stop, [this]() noexcept { stop_.request_stop(); });
         store(stop_.get_token());
       } else {
-        store(std::move(token));
+        store(std::stop_token{});
       }
     } catch (...) {
       this->error = std::current_exception();

@@ -64,6 +64,7 @@ struct alignas(64) Worker {
   int local_level = -1;  // the one level of the tasks in `deque` (meaningful while non-empty)
   bool idle = true;      // counted in PoolCore::idle_
   std::uint64_t rng = 0;
+  RunContext* ctx = nullptr;  // the worker loop's context, reused when helping (owner only)
   std::chrono::steady_clock::time_point idle_since{};
   // Slot management, guarded by PoolCore::threads_mu_.
   std::thread thread;

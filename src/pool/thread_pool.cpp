@@ -428,9 +428,8 @@ bool PoolCore::help_one(Worker* w) {
   if (tl_help_depth >= kMaxHelpDepth) return false;
   TaskNode* t = find_task(w);
   if (t == nullptr) return false;
-  RunContext ctx{stop_source_.get_token(), nullptr};
   ++tl_help_depth;
-  execute(w, t, ctx);
+  execute(w, t, *w->ctx);  // nested runs finish before the outer task sets posted_error
   --tl_help_depth;
   return true;
 }
@@ -505,6 +504,7 @@ void PoolCore::worker_main(Worker* w) {
     }
   }
   RunContext ctx{stop_source_.get_token(), nullptr};
+  w->ctx = &ctx;
   auto run = [&](TaskNode* t) {
     if (searching) {
       ec_.end_search();
@@ -595,6 +595,7 @@ void PoolCore::worker_main(Worker* w) {
   }
   tl_worker = nullptr;
   tl_help = nullptr;
+  w->ctx = nullptr;
   w->live.store(false, std::memory_order_release);
 }
 
