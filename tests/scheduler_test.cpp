@@ -357,5 +357,38 @@ TEST(Scheduler, RunsOnPoolEvenWhenQueueFull) {
   EXPECT_EQ(t.future().get(), 0);
 }
 
+// Invariant: on the real clock, due timers are fired both by the timer thread and by workers
+// between tasks (the pool's DueSource path); whichever pops a timer launches it, so with every
+// worker kept busy each timer still runs exactly once, and cancelled ones never run. Delays are
+// tiny and nothing about *when* they fire is asserted.
+TEST_P(SchedTest, RealClockTimersFireOnceWhileWorkersBusy) {
+  ThreadPool pool(GetParam());
+  Scheduler s(pool);
+  std::atomic<bool> stop{false};
+  std::function<void()> load = [&] {
+    for (int i = 0; i < 200; ++i) std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (!stop.load(std::memory_order_relaxed)) pool.post(load);
+  };
+  for (std::size_t i = 0; i < GetParam(); ++i) pool.post(load);
+  constexpr int kTimers = 2000;
+  std::vector<std::atomic<int>> runs(kTimers);
+  std::vector<Scheduled<void>> ts;
+  std::mt19937 rng(5);
+  for (int i = 0; i < kTimers; ++i)
+    ts.push_back(s.schedule_after(std::chrono::microseconds(rng() % 3000), [&runs, i] { runs[i].fetch_add(1); }));
+  std::vector<bool> cancelled(kTimers, false);
+  for (int i = 0; i < kTimers; i += 7) cancelled[i] = ts[i].cancel();
+  for (int i = 0; i < kTimers; ++i) {
+    if (cancelled[i]) {
+      EXPECT_THROW(ts[i].future().get(), Cancelled);
+    } else {
+      ts[i].future().get();
+    }
+  }
+  stop = true;
+  pool.wait_idle();
+  for (int i = 0; i < kTimers; ++i) EXPECT_EQ(runs[i].load(), cancelled[i] ? 0 : 1) << "timer " << i;
+}
+
 }  // namespace
 }  // namespace taskpool

@@ -123,6 +123,93 @@ TEST_F(StoreTest, ClaimDueInPriorityOrder) {
   EXPECT_EQ(store_->next_due(), store_->get(ids.back())->exec_time);
 }
 
+// Invariant: with a backlog spread over levels, successive claims return every due task exactly
+// once, highest level first and oldest first within a level, and never a task not yet due.
+TEST_F(StoreTest, ClaimBacklogAcrossLevelsInOrder) {
+  auto now = std::chrono::system_clock::now();
+  std::vector<NewTask> ts;
+  for (int i = 0; i < 3000; ++i) {
+    NewTask t = memo();
+    t.task_level = (i * 7) % 10;
+    t.exec_time = now - std::chrono::seconds(i % 13);
+    ts.push_back(t);
+  }
+  for (int level = 0; level <= 9; ++level) {  // not due, at every level
+    NewTask t = memo();
+    t.task_level = level;
+    t.exec_time = now + 1h;
+    ts.push_back(t);
+  }
+  store_->add_batch(ts);
+  std::vector<TaskRecord> all;
+  for (;;) {
+    auto got = store_->claim_due("runner", 256, 30s);
+    if (got.empty()) break;
+    all.insert(all.end(), got.begin(), got.end());
+  }
+  ASSERT_EQ(all.size(), 3000u);
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    const auto &a = all[i - 1], &b = all[i];
+    ASSERT_TRUE(a.task_level > b.task_level ||
+                (a.task_level == b.task_level &&
+                 (a.exec_time < b.exec_time || (a.exec_time == b.exec_time && a.id < b.id))))
+        << "claim order broken at " << i;
+  }
+  EXPECT_EQ(store_->stats().waiting, 10);
+}
+
+// Invariant: a task re-armed (upserted to a new exec_time) while it runs waits for its new time
+// after the run instead of finishing; a retried run keeps its backoff time.
+TEST_F(StoreTest, RearmedDuringRunWaitsForNewTime) {
+  NewTask t = memo();
+  t.unique_key = "k";
+  auto id = store_->add(t);
+  auto got = store_->claim_due("r", 1, 30s);
+  ASSERT_EQ(got.size(), 1u);
+  auto later = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() + 1h);
+  t.exec_time = later;
+  EXPECT_EQ(store_->add(t), id);
+  ASSERT_TRUE(store_->complete(got[0], "r", RunResult{true, "ok", "", false}, RetryPolicy{}));
+  auto r = store_->get(id);
+  EXPECT_EQ(r->status, TaskStatus::waiting);
+  EXPECT_EQ(r->exec_time, later);
+  EXPECT_FALSE(r->lease_owner);
+  EXPECT_EQ(store_->reports(true, 10).size(), 1u);  // the run itself is still reported
+  // Completing twice, or under another owner, changes nothing.
+  EXPECT_FALSE(store_->complete(got[0], "r", RunResult{true, "ok", "", false}, RetryPolicy{}));
+}
+
+// Invariant: opening a version-1 database migrates it in place: rows kept, the due index
+// replaced, user_version raised.
+TEST_F(StoreTest, MigratesVersionOne) {
+  auto id = store_->add(memo());
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP INDEX tasks_due; CREATE INDEX tasks_due ON tasks (task_status, exec_time); "
+                         "PRAGMA user_version = 1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  store_ = open_sqlite_store(path_);
+  EXPECT_EQ(store_->get(id)->creator_id, "123");
+  EXPECT_EQ(store_->claim_due("r", 10, 30s).size(), 1u);
+  store_.reset();
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  auto scalar = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
+    std::int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+  };
+  EXPECT_EQ(scalar("PRAGMA user_version"), kSchemaVersion);
+  EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_due')"), 3);
+  sqlite3_close(db);
+}
+
 // Invariant: completing a one-shot task records the result and reports to the creator when no
 // report target is set (the origin's rule).
 TEST_F(StoreTest, CompleteWritesResultAndReport) {

@@ -282,6 +282,36 @@ TEST(PoolPriority, SelfRepostingLowPriorityDoesNotStarveHigh) {
   pool.wait_idle();
 }
 
+// Invariant: within one level, tasks that keep re-posting themselves on every worker cannot
+// starve other tasks of that level: neither ones submitted from outside (shared list) nor a
+// child pushed into a worker's own deque beneath a re-posting task.
+TEST_P(PoolTest, SelfRepostingDoesNotStarveSameLevel) {
+  ThreadPool pool(GetParam());
+  std::atomic<bool> stop{false};
+  std::function<void()> churn = [&] {
+    if (!stop.load(std::memory_order_relaxed)) pool.post(churn);
+  };
+  test::Arrivals started;
+  std::atomic<int> children{0};
+  std::function<void()> first = [&] {
+    pool.post([&] { children.fetch_add(1); });  // lands beneath the churn in this deque
+    started.arrive();
+    churn();
+  };
+  for (std::size_t i = 0; i < GetParam(); ++i) pool.post(first);
+  started.wait_for(static_cast<int>(GetParam()));  // every worker is churning
+  std::vector<Future<int>> outside;
+  for (int i = 0; i < 100; ++i) outside.push_back(pool.submit([i] { return i; }));
+  bool all = eventually([&] {
+    for (auto& f : outside)
+      if (!f.ready()) return false;
+    return children.load() == static_cast<int>(GetParam());
+  });
+  stop = true;
+  EXPECT_TRUE(all);
+  pool.wait_idle();
+}
+
 TEST(PoolPriority, OutOfRangeIsRejected) {
   ThreadPool pool(1);
   EXPECT_THROW(pool.submit(Priority{10}, [] {}), std::invalid_argument);

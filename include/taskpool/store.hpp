@@ -165,6 +165,6 @@ struct SqliteOptions {
 std::unique_ptr<TaskStore> open_sqlite_store(const std::string& path, const SqliteOptions& opts = {});
 
 // Current schema version written by this library.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 }  // namespace taskpool

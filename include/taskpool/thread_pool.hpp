@@ -77,6 +77,7 @@ class TaskNode {
   virtual void discard(std::exception_ptr why) noexcept = 0;
   TaskNode* next = nullptr;
   int level = kDefaultPriority.value;
+  bool from_list = false;  // moved from a shared list into a worker's deque (older than its children)
 
  protected:
   ~TaskNode() = default;
@@ -235,7 +236,19 @@ enum class Admission { policy, no_wait, until_deadline, overflow };
 enum class EnqueueStatus { queued, full, ran_inline };
 
 class PoolCore;  // src/pool/pool_core.hpp
-class SchedulerCore;  // src/timer/scheduler_core.hpp
+class SchedulerCore;  // src/timer/scheduler.cpp
+
+// A set of timers whose due ones the pool's workers fire between tasks, so a timer comes due
+// on time even when the timer thread waits for a CPU behind busy workers (see
+// PoolCore::fire_timers). fire_due() runs on a worker: it launches every timer due at `now`
+// without blocking on the pool and returns the earliest remaining due time (max() if none).
+class DueSource {
+ public:
+  virtual std::chrono::steady_clock::time_point fire_due(std::chrono::steady_clock::time_point now) noexcept = 0;
+
+ protected:
+  ~DueSource() = default;
+};
 
 }  // namespace detail
 
@@ -401,6 +414,11 @@ class ThreadPool {
   friend class detail::SchedulerCore;
   std::size_t add_close_hook(std::function<void()> hook);
   void remove_close_hook(std::size_t id);
+  // Registers a timer set for firing by workers; remove_due_source() returns once no worker is
+  // inside its fire_due(). note_due() tells the pool a timer of a source is due at `t`.
+  void add_due_source(detail::DueSource* s);
+  void remove_due_source(detail::DueSource* s);
+  void note_due(clock::time_point t) noexcept;
 
   std::unique_ptr<detail::PoolCore> core_;
 };

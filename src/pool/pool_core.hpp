@@ -8,6 +8,10 @@
 //     share of a list at once (up to kMaxBatch, about size/threads), runs the first task and moves
 //     the rest to its own deque, so the lists see one lock per batch, not per task.
 //   - Worker deques (work_stealing_deque.hpp): tasks submitted by a running task and moved batches.
+// Fairness within a level: a worker's deque is LIFO for its owner (locality for fork/join), so
+//   every kFairInterval-th look a task pushed by a running task yields to the oldest work of its
+//   level - the shared list, then the steal end of the deque (find_task). Tasks re-posting
+//   themselves on every worker therefore cannot starve other tasks of their level.
 // Priority policy: a worker's deque holds tasks of one level at a time (local_level); a task
 //   submitted by a running task at another level goes to the shared list of its level, and a
 //   batch moves into the deque only when that keeps it single-level. Before popping its deque a
@@ -64,6 +68,7 @@ struct alignas(64) Worker {
   int local_level = -1;  // the one level of the tasks in `deque` (meaningful while non-empty)
   bool idle = true;      // counted in PoolCore::idle_
   std::uint64_t rng = 0;
+  std::uint32_t looks = 0;  // find_task calls, for the fairness interval
   RunContext* ctx = nullptr;  // the worker loop's context, reused when helping (owner only)
   std::chrono::steady_clock::time_point idle_since{};
   // Slot management, guarded by PoolCore::threads_mu_.
@@ -82,6 +87,7 @@ class PoolCore {
   enum Phase : int { kOpen = 0, kDraining = 1, kCancelling = 2, kBroken = 3 };
   static constexpr std::size_t kMaxWorkers = ThreadPool::max_supported_threads();
   static constexpr std::size_t kMaxBatch = 32;
+  static constexpr std::uint32_t kFairInterval = 61;  // prime: does not beat with task patterns
 
   PoolCore(ThreadPool* owner, Options opts);
   ~PoolCore();
@@ -97,6 +103,9 @@ class PoolCore {
   ThreadPool* owner() const noexcept { return owner_; }
   std::size_t add_close_hook(std::function<void()> hook);
   void remove_close_hook(std::size_t id);
+  void add_due_source(DueSource* s);
+  void remove_due_source(DueSource* s);
+  void note_due(std::chrono::steady_clock::time_point t) noexcept;
   bool on_own_worker() const noexcept;
   void start_fixed(std::size_t n);
 
@@ -113,10 +122,11 @@ class PoolCore {
   };
 
   void worker_main(Worker* w);
-  TaskNode* find_task(Worker* w);
+  TaskNode* find_task(Worker* w, bool helping = false);
   TaskNode* pop_global(Worker* w, int level);
   TaskNode* steal(Worker* w);
   void execute(Worker* w, TaskNode* t, RunContext& ctx);
+  void fire_timers() noexcept;
   void go_busy(Worker* w) noexcept;
   void go_idle(Worker* w) noexcept;
   bool try_retire(Worker* w, std::size_t floor, TaskNode*& found, bool& searching);
@@ -169,6 +179,17 @@ class PoolCore {
   std::mutex broken_mu_;               // guards broken_cause_ writes
   std::exception_ptr broken_cause_;    // written once before broken_ (release)
   std::atomic<bool> broken_{false};
+
+  // Timers fired by workers (DueSource). timer_hint_ is a lower bound on the earliest due time
+  // (steady_clock ticks) of every registered source, kNoTimer when there is none; a source lowers
+  // it (note_due) whenever its earliest timer moves. A worker that finds it passed takes
+  // due_mu_ (try_lock: one firer at a time), resets the hint to kNoTimer and then asks every
+  // source, lowering the hint to each one's answer: a timer added meanwhile is either seen by
+  // fire_due (it was in the source when asked) or lowers the hint after the reset.
+  static constexpr std::int64_t kNoTimer = INT64_MAX;
+  alignas(64) std::atomic<std::int64_t> timer_hint_{kNoTimer};
+  std::mutex due_mu_;                   // guards due_sources_; held while a worker fires timers
+  std::vector<DueSource*> due_sources_;
 
   // Bounded queue (only when bounded_).
   alignas(64) std::atomic<std::size_t> queued_{0};  // accepted and not yet popped

@@ -344,7 +344,10 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
   }
   if (take > 1) {
     // Reverse order so the owner's LIFO pops run them in FIFO order.
-    for (std::size_t i = take - 1; i >= 1; --i) w->deque.push(batch[i]);
+    for (std::size_t i = take - 1; i >= 1; --i) {
+      batch[i]->from_list = true;
+      w->deque.push(batch[i]);
+    }
     bump(w->local_in[static_cast<std::size_t>(level)], take - 1);
     w->local_level = level;
     ec_.notify_one();  // surplus: let a sleeping worker steal it
@@ -374,7 +377,7 @@ TaskNode* PoolCore::steal(Worker* w) {
   return nullptr;
 }
 
-TaskNode* PoolCore::find_task(Worker* w) {
+TaskNode* PoolCore::find_task(Worker* w, bool helping) {
   std::uint32_t bits = nonempty_.load(std::memory_order_acquire);
   if (bits != 0) {
     int top = 31 - std::countl_zero(bits);
@@ -382,13 +385,33 @@ TaskNode* PoolCore::find_task(Worker* w) {
       if (TaskNode* t = pop_global(w, top)) return t;
     }
   }
-  if (TaskNode* t = w->deque.pop()) {
+  TaskNode* t = w->deque.pop();
+  // Fairness: every kFairInterval-th look, a task pushed by a running task yields to older work
+  // of its level: first the shared list, then the oldest task of this deque (its steal end).
+  // Otherwise tasks that keep re-posting themselves into their workers' deques (LIFO) would
+  // starve outside submissions forever, in the list or moved into a deque beneath them. Tasks
+  // moved from the list (from_list) are older than anything still in it: they go on in FIFO
+  // order. Not while helping: a waiting task helps with its newest work (its descendants).
+  if (t != nullptr && !helping && ++w->looks % kFairInterval == 0 && !t->from_list) {
+    const int level = t->level;
+    const bool listed = (nonempty_.load(std::memory_order_acquire) & (1u << level)) != 0;
+    if (listed || w->deque.size_approx() != 0) {
+      w->deque.push(t);  // back where it was; a thief may take it from here on
+      if (listed) {
+        if (TaskNode* g = pop_global(w, level)) return g;
+      }
+      bool contended = false;
+      t = w->deque.steal(contended);
+      if (t == nullptr) t = w->deque.pop();
+    }
+  }
+  if (t != nullptr) {
     bump(w->local_out[static_cast<std::size_t>(t->level)]);
     return t;
   }
   w->local_level = -1;
   while ((bits = nonempty_.load(std::memory_order_acquire)) != 0) {
-    if (TaskNode* t = pop_global(w, 31 - std::countl_zero(bits))) return t;
+    if (TaskNode* g = pop_global(w, 31 - std::countl_zero(bits))) return g;
   }
   return steal(w);
 }
@@ -426,7 +449,7 @@ void PoolCore::execute(Worker* w, TaskNode* t, RunContext& ctx) {
 
 bool PoolCore::help_one(Worker* w) {
   if (tl_help_depth >= kMaxHelpDepth) return false;
-  TaskNode* t = find_task(w);
+  TaskNode* t = find_task(w, true);
   if (t == nullptr) return false;
   ++tl_help_depth;
   execute(w, t, *w->ctx);  // nested runs finish before the outer task sets posted_error
@@ -512,6 +535,7 @@ void PoolCore::worker_main(Worker* w) {
     }
     go_busy(w);
     execute(w, t, ctx);
+    if (timer_hint_.load(std::memory_order_relaxed) != kNoTimer) fire_timers();
   };
   for (;;) {
     // Shrink: a worker above max hands its deque back and leaves between tasks.
@@ -722,6 +746,36 @@ void PoolCore::shutdown(Shutdown how) {
   shut_down_ = true;
 }
 
+void PoolCore::fire_timers() noexcept {
+  auto now = std::chrono::steady_clock::now();
+  if (now.time_since_epoch().count() < timer_hint_.load(std::memory_order_relaxed)) return;
+  std::unique_lock lk(due_mu_, std::try_to_lock);
+  if (!lk.owns_lock()) return;  // another worker is firing them
+  timer_hint_.store(kNoTimer, std::memory_order_seq_cst);
+  // Launched as from outside the pool: into the shared lists, which every worker checks (the
+  // fairness rule in find_task), not under this worker's own next task in its deque.
+  Worker* self = std::exchange(tl_worker, nullptr);
+  for (DueSource* s : due_sources_) note_due(s->fire_due(now));
+  tl_worker = self;
+}
+
+void PoolCore::note_due(std::chrono::steady_clock::time_point t) noexcept {
+  const std::int64_t v = t.time_since_epoch().count();
+  std::int64_t cur = timer_hint_.load(std::memory_order_relaxed);
+  while (v < cur && !timer_hint_.compare_exchange_weak(cur, v, std::memory_order_seq_cst)) {
+  }
+}
+
+void PoolCore::add_due_source(DueSource* s) {
+  std::lock_guard lk(due_mu_);
+  due_sources_.push_back(s);
+}
+
+void PoolCore::remove_due_source(DueSource* s) {
+  std::lock_guard lk(due_mu_);
+  std::erase(due_sources_, s);
+}
+
 std::size_t PoolCore::add_close_hook(std::function<void()> hook) {
   {
     std::lock_guard lk(hooks_mu_);
@@ -841,6 +895,9 @@ bool ThreadPool::wait_idle_until(clock::time_point deadline) { return core_->wai
 void ThreadPool::shutdown(Shutdown how) { core_->shutdown(how); }
 std::size_t ThreadPool::add_close_hook(std::function<void()> hook) { return core_->add_close_hook(std::move(hook)); }
 void ThreadPool::remove_close_hook(std::size_t id) { core_->remove_close_hook(id); }
+void ThreadPool::add_due_source(detail::DueSource* s) { core_->add_due_source(s); }
+void ThreadPool::remove_due_source(detail::DueSource* s) { core_->remove_due_source(s); }
+void ThreadPool::note_due(clock::time_point t) noexcept { core_->note_due(t); }
 void ThreadPool::resize(std::size_t min_threads, std::size_t max_threads) { core_->resize(min_threads, max_threads); }
 Stats ThreadPool::stats() const { return core_->stats(); }
 bool ThreadPool::closed() const noexcept { return core_->closed(); }

@@ -93,6 +93,13 @@ CREATE TABLE reports (
 );
 CREATE INDEX reports_unacked ON reports (id) WHERE acked_time IS NULL;
 )sql",
+    // v2: the due index leads with the priority level, so a claim walks the due rows of each
+    // level in exec_time order straight off the index: it reads only the rows it claims
+    // instead of scanning and sorting every due row (quadratic on a large backlog).
+    R"sql(
+DROP INDEX tasks_due;
+CREATE INDEX tasks_due ON tasks (task_status, task_level, exec_time);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -250,12 +257,27 @@ class SqliteTaskStore final : public TaskStore {
     std::lock_guard lk(mu_);
     Tx tx(*this);
     std::int64_t now = now_ms();
-    StmtScope s(stmts_.claim);
-    s->bind(1, owner).bind(2, now + lease.count()).bind(3, now).bind(4, static_cast<std::int64_t>(limit));
+    // Highest level first; within a level, earliest exec_time then id: one index range per level.
+    std::string ids = "[";
+    std::size_t picked = 0;
+    for (int level = 9; level >= 0 && picked < limit; --level) {
+      StmtScope s(stmts_.due_ids);
+      s->bind(1, level).bind(2, now).bind(3, static_cast<std::int64_t>(limit - picked));
+      while (s->step()) {
+        if (picked++ > 0) ids += ',';
+        ids += std::to_string(s->i64(0));
+      }
+    }
     std::vector<TaskRecord> out;
+    if (picked == 0) return out;  // nothing written: the transaction rolls back
+    ids += ']';
+    StmtScope s(stmts_.claim);
+    s->bind(1, owner).bind(2, now + lease.count()).bind(3, now).bind(4, ids);
+    out.reserve(picked);
     while (s->step()) out.push_back(read_record(*s));
     s->reset();
     tx.commit();
+    // RETURNING yields rows in no promised order: restore the claim order.
     std::sort(out.begin(), out.end(), [](const TaskRecord& a, const TaskRecord& b) {
       if (a.task_level != b.task_level) return a.task_level > b.task_level;
       if (a.exec_time != b.exec_time) return a.exec_time < b.exec_time;
@@ -478,23 +500,35 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.retry = p(
         "UPDATE tasks SET task_status = 'waiting', exec_time = ?1, attempts = 0, last_error = NULL, updated_time = ?1 "
         "WHERE id = ?2 AND task_status IN ('done', 'failed', 'cancelled')");
+    // Claiming: the ids are picked in the same transaction, so they are all waiting. (A status
+    // test in the UPDATE would lead SQLite to scan the status index instead of the ids.)
+    stmts_.due_ids = p(
+        "SELECT id FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 AND exec_time <= ?2 "
+        "ORDER BY exec_time, id LIMIT ?3");
     stmts_.claim = p(
         "UPDATE tasks SET task_status = 'running', lease_owner = ?1, lease_until = ?2, attempts = attempts + 1, "
-        "updated_time = ?3 WHERE id IN (SELECT id FROM tasks WHERE task_status = 'waiting' AND exec_time <= ?3 "
-        "ORDER BY task_level DESC, exec_time, id LIMIT ?4) RETURNING " + cols);
+        "updated_time = ?3 WHERE id IN (SELECT value FROM json_each(?4)) RETURNING " + cols);
     stmts_.renew = p(
         "UPDATE tasks SET lease_until = ?1, updated_time = ?2 WHERE id = ?3 AND task_status = 'running' AND "
         "lease_owner = ?4");
+    // ?1/?2 are the next state computed from the claimed row. If exec_time moved during the run
+    // (an upsert or reschedule re-armed the task) the row waits for its new time instead,
+    // unless the run is being retried (?9).
     stmts_.finish_run = p(
-        "UPDATE tasks SET task_status = ?1, exec_time = ?2, attempts = ?3, result = coalesce(?4, result), "
-        "last_error = ?5, lease_owner = NULL, lease_until = NULL, updated_time = ?6 WHERE id = ?7");
+        "UPDATE tasks SET task_status = CASE WHEN exec_time = ?8 OR ?9 THEN ?1 ELSE 'waiting' END, "
+        "exec_time = CASE WHEN exec_time = ?8 OR ?9 THEN ?2 ELSE exec_time END, attempts = ?3, "
+        "result = coalesce(?4, result), last_error = ?5, lease_owner = NULL, lease_until = NULL, updated_time = ?6 "
+        "WHERE id = ?7 AND task_status = 'running' AND lease_owner = ?10");
     stmts_.release = p(
         "UPDATE tasks SET task_status = 'waiting', attempts = max(attempts - 1, 0), lease_owner = NULL, "
         "lease_until = NULL, updated_time = ?1 WHERE id = ?2 AND task_status = 'running' AND lease_owner = ?3");
     stmts_.recover = p(
         "UPDATE tasks SET task_status = 'waiting', lease_owner = NULL, lease_until = NULL, updated_time = ?1 "
         "WHERE task_status = 'running' AND lease_until < ?1");
-    stmts_.next_due = p("SELECT min(exec_time) FROM tasks WHERE task_status = 'waiting'");
+    // The earliest due time of each level is one index probe.
+    stmts_.next_due = p(
+        "WITH levels(v) AS (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) "
+        "SELECT min((SELECT min(exec_time) FROM tasks WHERE task_status = 'waiting' AND task_level = v)) FROM levels");
     stmts_.data_version = p("PRAGMA data_version");
     stmts_.report = p(
         "INSERT INTO reports (task_id, report_user_id, report_group_id, status, result, error, created_time) "
@@ -510,50 +544,44 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.unacked = p("SELECT count(*) FROM reports WHERE acked_time IS NULL");
   }
 
-  // One run's outcome; the caller holds mu_ and an open transaction.
+  // One run's outcome; the caller holds mu_ and an open transaction. One UPDATE, no read: the
+  // fields the next state depends on (attempts, max_attempts, repeat_every) cannot change while
+  // the row is running under our lease, so the claimed copy is current; exec_time can (an
+  // upsert re-arms a running task) and is compared in the statement itself.
   bool complete_locked(const TaskRecord& claimed, std::string_view owner, const RunResult& outcome, const RetryPolicy& retry) {
-    auto cur = get_locked(claimed.id);
-    if (!cur || cur->status != TaskStatus::running || cur->lease_owner.value_or("") != owner) return false;
     const std::int64_t now = now_ms();
-    const std::int64_t claimed_slot = to_ms(claimed.exec_time), cur_slot = to_ms(cur->exec_time);
-    // exec_time moved during the run (upsert/reschedule of a running task): run again then.
-    const bool rearmed = cur_slot != claimed_slot;
+    const std::int64_t slot = to_ms(claimed.exec_time);
     std::optional<std::string> result, error;
-    std::string next_status;
-    std::int64_t next_exec = cur_slot;
+    const char* next_status = "done";
+    std::int64_t next_exec = slot;
     int next_attempts = 0;
+    bool retrying = false;
     std::optional<TaskStatus> report;
     if (outcome.ok) {
       result = outcome.result;
       report = TaskStatus::done;
-      if (cur->repeat_every && !rearmed) {
-        next_status = "waiting";
-        next_exec = next_slot(claimed_slot, cur->repeat_every->count(), now);
-      } else {
-        next_status = rearmed ? "waiting" : "done";
-      }
     } else {
       error = outcome.error;
-      if (outcome.retryable && cur->attempts < cur->max_attempts) {
+      retrying = outcome.retryable && claimed.attempts < claimed.max_attempts;
+      if (retrying) {
         next_status = "waiting";
-        next_exec = now + backoff(cur->attempts, retry);
-        next_attempts = cur->attempts;  // the next claim counts the next attempt
+        next_exec = now + backoff(claimed.attempts, retry);
+        next_attempts = claimed.attempts;  // the next claim counts the next attempt
       } else {
         report = TaskStatus::failed;
-        if (cur->repeat_every) {
-          next_status = "waiting";  // the series goes on at its next slot
-          next_exec = next_slot(claimed_slot, cur->repeat_every->count(), now);
-        } else if (rearmed) {
-          next_status = "waiting";
-        } else {
-          next_status = "failed";
-        }
+        next_status = "failed";
       }
     }
+    if (claimed.repeat_every && !retrying) {
+      next_status = "waiting";  // the series goes on at its next slot, whatever this run's outcome
+      next_exec = next_slot(slot, claimed.repeat_every->count(), now);
+    }
     StmtScope s(stmts_.finish_run);
-    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error).bind(6, now).bind(7, claimed.id);
+    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error).bind(6, now);
+    s->bind(7, claimed.id).bind(8, slot).bind(9, retrying ? 1 : 0).bind(10, owner);
     s->run();
-    if (report) write_report_locked(*cur, *report, result, error, now);
+    if (sqlite3_changes(db_) != 1) return false;  // cancelled, recovered or taken over meanwhile
+    if (report) write_report_locked(claimed, *report, result, error, now);
     return true;
   }
 
@@ -627,7 +655,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   struct Statements {
-    Stmt insert, get, list, json_valid, set_cancelled, extend, reschedule, retry, claim, renew, finish_run, release,
+    Stmt insert, get, list, json_valid, set_cancelled, extend, reschedule, retry, due_ids, claim, renew, finish_run, release,
         recover, next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked;
   };
 

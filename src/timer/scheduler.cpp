@@ -8,6 +8,11 @@
 // cancel() returns true only if it will never run. References: the heap holds one reference per
 // node in it; popping a node moves that reference to the RunTicket handed to the pool; a ticket
 // destroyed without running (the pool refused or dropped it) abandons the node (cancels it).
+// Firing: the timer thread sleeps until the earliest due time and launches what is due. With
+// the real clock the scheduler is also the pool's DueSource: workers check between tasks and
+// fire due timers themselves, because on a machine whose cores are all busy with the pool the
+// timer thread can wait milliseconds for a time slice. Both pop under mu_, so each due timer
+// is launched once, by whichever comes first.
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
@@ -20,7 +25,7 @@
 
 namespace taskpool::detail {
 
-class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
+class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, public DueSource {
  public:
   using steady_time = std::chrono::steady_clock::time_point;
 
@@ -35,6 +40,7 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
     pool_hook_ = pool_.add_close_hook([weak] {
       if (auto self = weak.lock()) self->close();
     });
+    if (workers_fire_) pool_.add_due_source(this);
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -58,6 +64,7 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
         thread_.join();
         clock_.unsubscribe(clock_sub_);
         pool_.remove_close_hook(pool_hook_);
+        if (workers_fire_) pool_.remove_due_source(this);
       }
     }
     for (TimerNode* n : nodes) {
@@ -156,6 +163,26 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
 
   const Clock& clock() const noexcept { return clock_; }
 
+  // DueSource: a worker between tasks. Wall-clock re-planning stays with the timer thread.
+  steady_time fire_due(steady_time now) noexcept override {
+    std::vector<TimerNode*> due;
+    steady_time next = steady_time::max();
+    try {
+      std::lock_guard lk(mu_);
+      if (closed_) return next;
+      while (!heap_.empty() && heap_.top()->due <= now) {
+        TimerNode* n = heap_.top();
+        remove_locked(n);
+        due.push_back(n);
+      }
+      if (!heap_.empty()) next = heap_.top()->due;
+    } catch (...) {
+      // Out of memory for `due`: what was popped is launched; the timer thread fires the rest.
+    }
+    for (TimerNode* n : due) launch(n);
+    return next;
+  }
+
   // Runs on a pool worker; consumes the reference the ticket carried.
   void run_node(TimerNode* n) {
     if (!n->periodic) {
@@ -227,8 +254,13 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
     TimerNode* node;
   };
 
-  void launch(TimerNode* n) {
-    TaskNode* task = make_post_task(RunTicket(shared_from_this(), n));
+  void launch(TimerNode* n) noexcept {
+    TaskNode* task;
+    try {
+      task = make_post_task(RunTicket(shared_from_this(), n));
+    } catch (...) {
+      return;  // out of memory: the ticket's destructor abandoned the node
+    }
     task->level = n->priority;
     try {
       pool_.enqueue(task, Admission::overflow, {});
@@ -271,9 +303,11 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
     if (it != keyed_.end() && it->second == n) keyed_.erase(it);
     n->keyed = false;
   }
+  // Called whenever the earliest timer may have moved.
   void wake_locked() {
     wake_ = true;
     cv_.notify_one();
+    if (workers_fire_ && !heap_.empty()) pool_.note_due(heap_.top()->due);
   }
   void wake() {
     std::lock_guard lk(mu_);
@@ -337,6 +371,7 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
 
   ThreadPool& pool_;
   Clock& clock_;
+  const bool workers_fire_ = &clock_ == &real_clock();  // workers compare with steady_clock::now()
   const std::function<void(std::exception_ptr)> on_error_;
   mutable std::mutex mu_;  // guards everything below up to thread_, and every TimerNode field
   std::condition_variable cv_;
