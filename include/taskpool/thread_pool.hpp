@@ -43,6 +43,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <optional>
 #include <ranges>
 #include <stdexcept>
@@ -67,10 +68,22 @@ struct RunContext {
 };
 enum class RunOutcome : unsigned char { ok, failed, skipped };
 
+// Task-node memory: per-thread caches by size class (src/pool/node_alloc.cpp).
+void* node_alloc(std::size_t n);
+void node_free(void* p, std::size_t n) noexcept;
+
 // A queued unit of work: an intrusive node of the injection lists and the element type of the
 // work-stealing deques. run() and discard() each consume the node (release its storage).
 class TaskNode {
  public:
+  // Nodes come from per-thread caches: fork/join allocates and frees one per task, mostly on
+  // the same thread. Sized delete (the deleting destructor passes the dynamic type's size)
+  // names the cache to return to; over-aligned node types use the aligned global forms.
+  static void* operator new(std::size_t n) { return node_alloc(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { node_free(p, n); }
+  static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept { ::operator delete(p, n, a); }
+
   virtual RunOutcome run(RunContext& ctx) noexcept = 0;
   // Drops the task without running it: its future becomes cancelled (why == nullptr) or fails
   // with `why` (a broken pool).

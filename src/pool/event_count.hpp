@@ -71,6 +71,16 @@ class EventCount {
     if (searching_of(s) != 0 || waiters_of(s) == 0) return;
     wake(1);
   }
+  // For a publisher whose publication was itself a seq_cst store (a worker's deque push): a
+  // seq_cst load then orders like the RMW above - in the single order of seq_cst operations
+  // either the load comes after a sleeper's registering RMW (and sees it), or the push store
+  // comes before it (and the sleeper's seq_cst re-check sees the task). A load leaves the
+  // shared cache line shared, where an RMW would take it from every other core on each push.
+  void notify_one_after_seq_cst_publish() noexcept {
+    std::uint64_t s = state_.load(std::memory_order_seq_cst);
+    if (searching_of(s) != 0 || waiters_of(s) == 0) return;
+    wake(1);
+  }
   void notify_all() noexcept {
     std::uint64_t s = state_.fetch_add(0, std::memory_order_seq_cst);
     if (waiters_of(s) != 0) wake(INT_MAX);

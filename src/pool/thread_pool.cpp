@@ -187,8 +187,12 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
       } else {
         nodes[i]->next = nullptr;
         push_global_chain(l, nodes[i], nodes[i], 1, false);
+        ec_.notify_one();  // a shared-list push is not a seq_cst store
       }
     }
+    ec_.notify_one_after_seq_cst_publish();
+    maybe_spawn();
+    return EnqueueStatus::queued;
   } else {
     for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->next = nodes[i + 1];
     nodes[n - 1]->next = nullptr;

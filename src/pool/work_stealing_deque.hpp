@@ -49,7 +49,7 @@ class WorkStealingDeque {
     Array* a = array_.load(std::memory_order_relaxed);
     if (b - top > a->cap - 1) a = grow(a, top, b);
     a->put(b, t);
-    bottom_.store(b + 1, std::memory_order_release);
+    bottom_.store(b + 1, std::memory_order_seq_cst);
   }
 
   // Owner only. nullptr when empty.
