@@ -39,6 +39,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <iterator>
@@ -89,7 +90,9 @@ class TaskNode {
   // with `why` (a broken pool).
   virtual void discard(std::exception_ptr why) noexcept = 0;
   TaskNode* next = nullptr;
-  int level = kDefaultPriority.value;
+  // Small fields share one word with the callable that follows in PostTask: a posted empty lambda
+  // is a 24-byte node, which malloc serves from a 32-byte chunk.
+  std::uint8_t level = static_cast<std::uint8_t>(kDefaultPriority.value);  // 0..kPriorityLevels-1
   bool from_list = false;  // moved from a shared list into a worker's deque (older than its children)
 
  protected:
@@ -133,7 +136,7 @@ class Callable {
   }
 
  private:
-  F f_;
+  [[no_unique_address]] F f_;
   [[no_unique_address]] std::tuple<Args...> args_;
 };
 
@@ -228,7 +231,7 @@ class PostTask final : public TaskNode {
   void discard(std::exception_ptr) noexcept override { delete this; }
 
  private:
-  Callable<F, Args...> fn_;
+  [[no_unique_address]] Callable<F, Args...> fn_;
 };
 
 template <class F, class... Args>
@@ -289,7 +292,7 @@ class ThreadPool {
   auto submit(Priority p, F&& f, Args&&... args) -> Future<detail::task_result_t<F, Args...>> {
     int level = check_priority(p);
     auto [node, fut] = detail::make_future_task(std::forward<F>(f), std::forward<Args>(args)...);
-    node->level = level;
+    node->level = static_cast<std::uint8_t>(level);
     if (enqueue(node, detail::Admission::policy, {}) == detail::EnqueueStatus::full) throw QueueFull();
     return std::move(fut);
   }
@@ -305,7 +308,7 @@ class ThreadPool {
   void post(Priority p, F&& f, Args&&... args) {
     int level = check_priority(p);
     detail::TaskNode* node = detail::make_post_task(std::forward<F>(f), std::forward<Args>(args)...);
-    node->level = level;
+    node->level = static_cast<std::uint8_t>(level);
     if (enqueue(node, detail::Admission::policy, {}) == detail::EnqueueStatus::full) throw QueueFull();
   }
 
@@ -342,7 +345,7 @@ class ThreadPool {
     try {
       for (auto&& c : callables) {
         auto [node, fut] = detail::make_future_task(std::forward<decltype(c)>(c));
-        node->level = level;
+        node->level = static_cast<std::uint8_t>(level);
         nodes.push_back(node);
         futures.push_back(std::move(fut));
       }
@@ -363,7 +366,7 @@ class ThreadPool {
     try {
       for (auto&& c : callables) {
         nodes.push_back(detail::make_post_task(std::forward<decltype(c)>(c)));
-        nodes.back()->level = level;
+        nodes.back()->level = static_cast<std::uint8_t>(level);
       }
     } catch (...) {
       for (auto* n : nodes) n->discard(nullptr);
@@ -413,7 +416,7 @@ class ThreadPool {
       -> std::optional<Future<detail::task_result_t<F>>> {
     int level = check_priority(p);
     auto [node, fut] = detail::make_future_task(std::forward<F>(f));
-    node->level = level;
+    node->level = static_cast<std::uint8_t>(level);
     if (enqueue(node, a, deadline) == detail::EnqueueStatus::full) return std::nullopt;
     return std::move(fut);
   }
