@@ -10,7 +10,9 @@
 // reschedule; about 200 bytes per timer) and sleeps until the earliest is due. A due timer's task
 // is handed to the pool and runs there, never on the timer thread, so a slow task delays nothing
 // else. Timed tasks bypass the pool's queue_capacity when they fall due (they were accepted when
-// scheduled), and never run on the timer thread even under WhenFull::caller_runs.
+// scheduled), and never run on the timer thread even under WhenFull::caller_runs. With the real
+// clock the pool's workers also launch due timers between tasks, so timers stay on time when
+// every core is busy with the pool and the timer thread would wait for a time slice.
 //
 // Time: delays and periods are measured on the clock's monotonic time line. schedule_at with a
 // system_clock time point follows the wall clock: the timer thread compares wall and monotonic
