@@ -63,6 +63,10 @@ struct CallbackNode {
 //  still claimed first through running, so exactly one party ever writes the outcome).
 //  bit 2: "a thread sleeps on this word" — set by waiters before futex-waiting, so finish() makes a
 //  wake-up system call only when someone sleeps.
+//  bit 3: "callbacks may be registered" — set by add_callback() (while the phase is not final)
+//  before it pushes its node, so completion touches the callback stack only when it has to.
+//  The completing RMW returns the old word: with the bit clear no callback was ever pushed and
+//  none can be (a later add_callback sees the final phase and runs its node itself).
 //  Invariants: the outcome (value_/error) is written only by the thread that moved the phase to
 //  running, before the release-CAS to done; readers load the phase with acquire, so a reader that
 //  sees done sees the outcome. callbacks_ is a Treiber stack closed by the sentinel kClosed:
@@ -72,7 +76,7 @@ struct CallbackNode {
 class SharedStateBase {
  public:
   static constexpr std::uint32_t kPending = 0, kRunning = 1, kDone = 2, kCancelled = 3;
-  static constexpr std::uint32_t kPhaseMask = 3, kWaiters = 4;
+  static constexpr std::uint32_t kPhaseMask = 3, kWaiters = 4, kCallbacks = 8;
 
   SharedStateBase() noexcept = default;
   SharedStateBase(const SharedStateBase&) = delete;
@@ -81,8 +85,12 @@ class SharedStateBase {
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    // The last owner needs no RMW: while it holds the only reference nobody can take another.
+    // (acquire pairs with the other owners' release-decrements, so their writes happen first.)
+    if (refs_.load(std::memory_order_acquire) == 1 || refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
+  // Before the state is shared: start with `n` references (a task node and its Future).
+  void set_initial_refs(std::uint32_t n) noexcept { refs_.store(n, std::memory_order_relaxed); }
 
   std::uint32_t phase() const noexcept { return state_.load(std::memory_order_acquire) & kPhaseMask; }
   bool is_ready() const noexcept { return phase() >= kDone; }

@@ -239,7 +239,8 @@ auto make_future_task(F&& f, Args&&... args) {
   using R = task_result_t<F, Args...>;
   using Node = FutureTask<R, std::decay_t<F>, std::decay_t<Args>...>;
   auto* node = new Node(std::forward<F>(f), std::forward<Args>(args)...);
-  return std::pair<TaskNode*, Future<R>>(node, Future<R>::from_state(node));
+  node->set_initial_refs(2);  // the queue's and the Future's, without an atomic increment
+  return std::pair<TaskNode*, Future<R>>(node, Future<R>::adopt(node));
 }
 template <class F, class... Args>
 TaskNode* make_post_task(F&& f, Args&&... args) {

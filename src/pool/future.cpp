@@ -30,7 +30,7 @@ bool SharedStateBase::try_start() noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   for (;;) {
     if ((s & kPhaseMask) != kPending) return false;
-    if (state_.compare_exchange_weak(s, (s & kWaiters) | kRunning, std::memory_order_acquire, std::memory_order_relaxed))
+    if (state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kRunning, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
   }
 }
@@ -42,14 +42,14 @@ bool SharedStateBase::try_cancel() noexcept {
     if (state_.compare_exchange_weak(s, kCancelled, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
   }
   if (s & kWaiters) futex_wake(&state_, INT_MAX);
-  publish_final(kCancelled);
+  if (s & kCallbacks) publish_final(kCancelled);
   return true;
 }
 
 void SharedStateBase::finish() noexcept {
   std::uint32_t s = state_.exchange(kDone, std::memory_order_acq_rel);  // only the claimer writes now
   if (s & kWaiters) futex_wake(&state_, INT_MAX);
-  publish_final(kDone);
+  if (s & kCallbacks) publish_final(kDone);
 }
 
 void SharedStateBase::publish_final(std::uint32_t) noexcept {
@@ -70,6 +70,17 @@ void SharedStateBase::publish_final(std::uint32_t) noexcept {
 }
 
 void SharedStateBase::add_callback(CallbackNode* node) noexcept {
+  // Announce the callback in the state word first (see the design note); a final phase means
+  // completion has passed (or is passing) without looking at the stack: run the node here.
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  while ((s & kCallbacks) == 0) {
+    if ((s & kPhaseMask) >= kDone) {
+      node->invoke(*this);
+      delete node;
+      return;
+    }
+    if (state_.compare_exchange_weak(s, s | kCallbacks, std::memory_order_acq_rel, std::memory_order_acquire)) break;
+  }
   CallbackNode* head = callbacks_.load(std::memory_order_acquire);
   for (;;) {
     if (head == kClosed) {

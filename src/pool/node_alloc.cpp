@@ -19,6 +19,7 @@
 // before its free. At thread exit the thread's lists go back to malloc, and later frees on that
 // thread bypass the cache. Under AddressSanitizer all of this is off, so use-after-free of a
 // node is still caught.
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -60,30 +61,28 @@ class Depot {
   // Takes a whole batch of kBatch blocks; false when full (the caller frees them).
   bool put(std::size_t c, FreeBlock* batch) noexcept {
     std::lock_guard lk(mu_[c]);
-    if (count_[c] >= kMaxDepot) return false;
+    if (count_[c].load(std::memory_order_relaxed) >= kMaxDepot) return false;
     batch->next_batch = head_[c];
     head_[c] = batch;
-    ++count_[c];
+    count_[c].store(count_[c].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return true;
   }
   FreeBlock* take(std::size_t c) noexcept {
-    if (count_relaxed(c) == 0) return nullptr;  // racy peek: a miss only costs a malloc
+    // Peek without the lock: a stale zero only costs one malloc.
+    if (count_[c].load(std::memory_order_relaxed) == 0) return nullptr;
     std::lock_guard lk(mu_[c]);
     FreeBlock* b = head_[c];
     if (b != nullptr) {
       head_[c] = b->next_batch;
-      --count_[c];
+      count_[c].store(count_[c].load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
     return b;
   }
 
  private:
-  std::size_t count_relaxed(std::size_t c) const noexcept {
-    return std::atomic_ref<const std::size_t>(count_[c]).load(std::memory_order_relaxed);
-  }
   SpinLock mu_[kClasses];
-  FreeBlock* head_[kClasses] = {};     // guarded by mu_[c]
-  alignas(8) std::size_t count_[kClasses] = {};  // guarded by mu_[c] (peeked without it)
+  FreeBlock* head_[kClasses] = {};                  // guarded by mu_[c]
+  std::atomic<std::size_t> count_[kClasses] = {};  // written under mu_[c]; peeked without it
 };
 
 // Never destroyed: threads may still free nodes while static destructors run.
