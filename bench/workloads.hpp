@@ -114,48 +114,42 @@ inline long skynet_tbb(long num, long size) {
 
 inline long fib_ref(int n) { return n < 2 ? n : fib_ref(n - 1) + fib_ref(n - 2); }
 
-template <class L>
-Figure fork_join_fib(std::size_t threads, int n) {
+// Times one recursive fork/join computation: `tp(pool)` run as a task on taskpool, or `tbb()`
+// inside an arena of `threads` (the caller joins as one of them); both warmed up first. Aborts
+// unless the result is `expect`.
+template <class L, class Tp, class TbbFn>
+Figure time_fork_join(std::size_t threads, long expect, Tp tp, TbbFn tbb) {
   long r = 0;
   double ms;
   if constexpr (std::is_same_v<L, Taskpool>) {
     L lib(threads);
     warm_up(lib, threads);
     auto t0 = clk::now();
-    r = lib.pool.submit([&] { return fib_tp(lib.pool, n); }).get();
-    ms = ns_since(t0) / 1e6;
-  } else {
-    oneapi::tbb::global_control c(oneapi::tbb::global_control::max_allowed_parallelism, threads);
-    oneapi::tbb::task_arena arena(static_cast<int>(threads));  // the caller joins as one of `threads`
-    arena.execute([] { fib_tbb(10); });
-    auto t0 = clk::now();
-    arena.execute([&] { r = fib_tbb(n); });
-    ms = ns_since(t0) / 1e6;
-  }
-  if (r != fib_ref(n)) std::abort();
-  return {ms};
-}
-
-template <class L>
-Figure fan_out_in(std::size_t threads, long leaves) {
-  long r = 0;
-  double ms;
-  if constexpr (std::is_same_v<L, Taskpool>) {
-    L lib(threads);
-    warm_up(lib, threads);
-    auto t0 = clk::now();
-    r = lib.pool.submit([&] { return skynet_tp(lib.pool, 0, leaves); }).get();
+    r = lib.pool.submit([&] { return tp(lib.pool); }).get();
     ms = ns_since(t0) / 1e6;
   } else {
     oneapi::tbb::global_control c(oneapi::tbb::global_control::max_allowed_parallelism, threads);
     oneapi::tbb::task_arena arena(static_cast<int>(threads));
-    arena.execute([] { skynet_tbb(0, 100); });
+    arena.execute([] { fib_tbb(10); });
     auto t0 = clk::now();
-    arena.execute([&] { r = skynet_tbb(0, leaves); });
+    arena.execute([&] { r = tbb(); });
     ms = ns_since(t0) / 1e6;
   }
-  if (r != leaves * (leaves - 1) / 2) std::abort();
+  if (r != expect) std::abort();
   return {ms};
+}
+
+template <class L>
+Figure fork_join_fib(std::size_t threads, int n) {
+  return time_fork_join<L>(threads, fib_ref(n), [n](taskpool::ThreadPool& p) { return fib_tp(p, n); },
+                           [n] { return fib_tbb(n); });
+}
+
+template <class L>
+Figure fan_out_in(std::size_t threads, long leaves) {
+  return time_fork_join<L>(threads, leaves * (leaves - 1) / 2,
+                           [leaves](taskpool::ThreadPool& p) { return skynet_tp(p, 0, leaves); },
+                           [leaves] { return skynet_tbb(0, leaves); });
 }
 
 // ---- data parallel ----

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "common/store_fixture.hpp"
 #include "common/test_util.hpp"
 #include "taskpool/taskpool.hpp"
 
@@ -14,15 +15,8 @@ using taskpool::test::eventually;
 namespace taskpool {
 namespace {
 
-class DispatcherTest : public ::testing::Test {
+class DispatcherTest : public test::StoreFixture {
  protected:
-  void SetUp() override {
-    path_ = tmp_.file("tasks.db");
-    store_ = open_sqlite_store(path_);
-  }
-  void TearDown() override {
-    store_.reset();
-  }
   NewTask task(std::string handler, std::string payload = "{}") {
     NewTask t;
     t.creator_id = "u1";
@@ -43,10 +37,6 @@ class DispatcherTest : public ::testing::Test {
     o.retry = RetryPolicy{.base = 0ms, .max = 0ms, .jitter = 0};
     return o;
   }
-  test::TempDir tmp_;
-  const std::filesystem::path& dir_ = tmp_.path();
-  std::string path_;
-  std::unique_ptr<TaskStore> store_;
 };
 
 // Invariant: a due one-shot task runs once through its handler; result, report and callback agree.

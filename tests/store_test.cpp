@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/store_fixture.hpp"
 #include "common/test_util.hpp"
 #include "taskpool/store.hpp"
 
@@ -16,15 +17,8 @@ using namespace std::chrono_literals;
 namespace taskpool {
 namespace {
 
-class StoreTest : public ::testing::Test {
+class StoreTest : public test::StoreFixture {
  protected:
-  void SetUp() override {
-    path_ = tmp_.file("tasks.db");
-    store_ = open_sqlite_store(path_);
-  }
-  void TearDown() override {
-    store_.reset();
-  }
   NewTask memo(std::string who = "123") {
     NewTask t;
     t.creator_id = who;
@@ -33,10 +27,6 @@ class StoreTest : public ::testing::Test {
     t.payload = R"({"text":"stand-up"})";
     return t;
   }
-  test::TempDir tmp_;
-  const std::filesystem::path& dir_ = tmp_.path();
-  std::string path_;
-  std::unique_ptr<TaskStore> store_;
 };
 
 TEST_F(StoreTest, AddAndGetRoundTrip) {
