@@ -58,7 +58,9 @@ struct CallbackNode {
 };
 
 // Design note — the state word and the callback stack (lock-free).
-//  state_ bits 0-1: phase, moving only forward: pending(0) -> running(1) -> done(2), or
+//  state_ is 64 bits: the low half holds the phase and two flags (it is also the futex word), the
+//  high half the reference count, so completing a task and dropping its reference can be one RMW.
+//  bits 0-1: phase, moving only forward: pending(0) -> running(1) -> done(2), or
 //  pending -> cancelled(3), or pending -> done (a promise fulfilled without a "running" phase is
 //  still claimed first through running, so exactly one party ever writes the outcome).
 //  bit 2: "a thread sleeps on this word" — set by waiters before futex-waiting, so finish() makes a
@@ -73,26 +75,38 @@ struct CallbackNode {
 //  finish() exchanges it (acq_rel) for kClosed and runs what it took; add_callback() CASes a node
 //  in unless it sees kClosed, in which case it runs the node itself. Every node therefore runs
 //  exactly once, after the outcome is published.
+//  References: every Future copy and the task (or timer, or promise) that will complete the state
+//  hold one; the holder that takes the count to zero deletes the state. finish_and_release() folds
+//  the task's release into its completing RMW only while neither flag is set: a waiter or a
+//  callback still needs the state after completion, and with the task's reference gone the
+//  Future's owner could delete it under them.
 class SharedStateBase {
  public:
   static constexpr std::uint32_t kPending = 0, kRunning = 1, kDone = 2, kCancelled = 3;
   static constexpr std::uint32_t kPhaseMask = 3, kWaiters = 4, kCallbacks = 8;
+  static constexpr int kRefShift = 32;
+  static constexpr std::uint64_t kRefOne = std::uint64_t{1} << kRefShift;
 
   SharedStateBase() noexcept = default;
   SharedStateBase(const SharedStateBase&) = delete;
   SharedStateBase& operator=(const SharedStateBase&) = delete;
   virtual ~SharedStateBase();
 
-  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void add_ref() noexcept { state_.fetch_add(kRefOne, std::memory_order_relaxed); }
   void release() noexcept {
     // The last owner needs no RMW: while it holds the only reference nobody can take another.
     // (acquire pairs with the other owners' release-decrements, so their writes happen first.)
-    if (refs_.load(std::memory_order_acquire) == 1 || refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if ((state_.load(std::memory_order_acquire) >> kRefShift) == 1 ||
+        (state_.fetch_sub(kRefOne, std::memory_order_acq_rel) >> kRefShift) == 1)
+      delete this;
   }
   // Before the state is shared: start with `n` references (a task node and its Future).
-  void set_initial_refs(std::uint32_t n) noexcept { refs_.store(n, std::memory_order_relaxed); }
+  void set_initial_refs(std::uint32_t n) noexcept {
+    state_.store((std::uint64_t{n} << kRefShift) | (state_.load(std::memory_order_relaxed) & 0xffffffffu),
+                 std::memory_order_relaxed);
+  }
 
-  std::uint32_t phase() const noexcept { return state_.load(std::memory_order_acquire) & kPhaseMask; }
+  std::uint32_t phase() const noexcept { return static_cast<std::uint32_t>(state_.load(std::memory_order_acquire)) & kPhaseMask; }
   bool is_ready() const noexcept { return phase() >= kDone; }
 
   // pending -> running. False if the task was cancelled (or already claimed).
@@ -101,6 +115,9 @@ class SharedStateBase {
   bool try_cancel() noexcept;
   // running -> done; wakes waiters and runs callbacks. Only the thread that won try_start().
   void finish() noexcept;
+  // finish(), then release() the caller's reference: one RMW when nobody waits or registered a
+  // callback. The caller must not touch the state afterwards.
+  void finish_and_release() noexcept;
 
   void wait() const;                                                   // may help (see header)
   bool wait_until(std::chrono::steady_clock::time_point deadline) const;  // true when ready
@@ -116,8 +133,9 @@ class SharedStateBase {
  private:
   void publish_final(std::uint32_t phase) noexcept;
 
-  mutable std::atomic<std::uint32_t> state_{kPending};
-  std::atomic<std::uint32_t> refs_{1};
+  const void* futex_word() const noexcept { return &state_; }  // the low half (little-endian)
+
+  mutable std::atomic<std::uint64_t> state_{kRefOne | kPending};  // [refs:32 | flags:2 | phase:2]
   std::atomic<CallbackNode*> callbacks_{nullptr};
 };
 

@@ -169,8 +169,7 @@ class FutureTask final : public TaskNode, public SharedState<R> {
       outcome = RunOutcome::failed;
     }
     destroy_fn();  // captured resources go now, not when the last Future does
-    this->finish();
-    this->release();
+    this->finish_and_release();
     return outcome;
   }
   void discard(std::exception_ptr why) noexcept override {

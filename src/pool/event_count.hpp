@@ -22,6 +22,12 @@
 // of it before it can sleep: search_to_wait + re-check) or as a waiter (then it is woken: the
 // epoch moved, so futex_wait(key) returns at once or is woken).
 // Every operation is a seq_cst RMW, never a standalone fence, so ThreadSanitizer models it.
+// The one exception is a worker's push into its own deque, the hot path of fork/join: a plain
+// release store followed by notify_one_after_push(), which reads state_ without an RMW. Its
+// StoreLoad ordering comes from an asymmetric barrier (membarrier.hpp): the workers about to
+// sleep pay for it - search_to_wait()/prepare_wait() run heavy_barrier() after their RMW and
+// before their re-check - so a pusher either sees the new waiter or the waiter sees the task.
+// Where the kernel has no membarrier, notify_one_after_push() is the RMW notify_one().
 // The futex word is the epoch half of state_ (little-endian: bytes 4..7).
 #pragma once
 
@@ -33,6 +39,7 @@
 #include <optional>
 
 #include "pool/futex.hpp"
+#include "pool/membarrier.hpp"
 
 namespace taskpool::detail {
 
@@ -51,12 +58,19 @@ class EventCount {
     std::uint64_t s = state_.fetch_sub(kSearchOne, std::memory_order_seq_cst);
     if (searching_of(s) == 1 && waiters_of(s) != 0) wake(1);
   }
-  // Searching -> registered to sleep; returns the key for wait().
+  // Searching -> registered to sleep; returns the key for wait(). The caller re-checks every
+  // queue next (after the heavy barrier, which orders deque pushes before that re-check).
   Key search_to_wait() noexcept {
-    return epoch_of(state_.fetch_add(kWaiterOne - kSearchOne, std::memory_order_seq_cst));
+    Key k = epoch_of(state_.fetch_add(kWaiterOne - kSearchOne, std::memory_order_seq_cst));
+    if (asymmetric_) heavy_barrier();
+    return k;
   }
   // Not searching -> registered to sleep (used by a retiring worker's final check).
-  Key prepare_wait() noexcept { return epoch_of(state_.fetch_add(kWaiterOne, std::memory_order_seq_cst)); }
+  Key prepare_wait() noexcept {
+    Key k = epoch_of(state_.fetch_add(kWaiterOne, std::memory_order_seq_cst));
+    if (asymmetric_) heavy_barrier();
+    return k;
+  }
   void cancel_wait() noexcept { state_.fetch_sub(kWaiterOne, std::memory_order_seq_cst); }
   // Sleeps unless notified since the key was taken; false when `timeout` elapsed. Afterwards the
   // caller is a searcher (call end_search() or search_to_wait() next).
@@ -71,16 +85,20 @@ class EventCount {
     if (searching_of(s) != 0 || waiters_of(s) == 0) return;
     wake(1);
   }
-  // For a publisher whose publication was itself a seq_cst store (a worker's deque push): a
-  // seq_cst load then orders like the RMW above - in the single order of seq_cst operations
-  // either the load comes after a sleeper's registering RMW (and sees it), or the push store
-  // comes before it (and the sleeper's seq_cst re-check sees the task). A load leaves the
-  // shared cache line shared, where an RMW would take it from every other core on each push.
-  void notify_one_after_seq_cst_publish() noexcept {
-    std::uint64_t s = state_.load(std::memory_order_seq_cst);
+  // After a worker's release-store push into its own deque (see the design note): a plain load,
+  // ordered by the sleepers' heavy barrier. A load also leaves the shared cache line shared,
+  // where an RMW would take it from every other core on each push.
+  void notify_one_after_push() noexcept {
+    if (!asymmetric_) {
+      notify_one();
+      return;
+    }
+    light_barrier();
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
     if (searching_of(s) != 0 || waiters_of(s) == 0) return;
     wake(1);
   }
+  bool asymmetric() const noexcept { return asymmetric_; }
   void notify_all() noexcept {
     std::uint64_t s = state_.fetch_add(0, std::memory_order_seq_cst);
     if (waiters_of(s) != 0) wake(INT_MAX);
@@ -97,6 +115,7 @@ class EventCount {
   const void* epoch_word() const noexcept { return reinterpret_cast<const char*>(&state_) + 4; }
 
   alignas(64) std::atomic<std::uint64_t> state_{0};
+  const bool asymmetric_ = asymmetric_barriers();
 };
 
 }  // namespace taskpool::detail

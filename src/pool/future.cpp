@@ -1,4 +1,5 @@
 // src/pool/future.cpp — the non-template half of Future's shared state. See future.hpp.
+#include <bit>
 #include <climits>
 #include <cstdio>
 
@@ -13,6 +14,7 @@ thread_local void* tl_help_arg = nullptr;
 
 namespace {
 CallbackNode* const kClosed = reinterpret_cast<CallbackNode*>(std::uintptr_t{1});
+static_assert(std::endian::native == std::endian::little, "the futex word is the low half of state_");
 }
 
 SharedStateBase::~SharedStateBase() {
@@ -27,29 +29,46 @@ SharedStateBase::~SharedStateBase() {
 }
 
 bool SharedStateBase::try_start() noexcept {
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  std::uint64_t s = state_.load(std::memory_order_relaxed);
   for (;;) {
     if ((s & kPhaseMask) != kPending) return false;
-    if (state_.compare_exchange_weak(s, (s & ~kPhaseMask) | kRunning, std::memory_order_acquire, std::memory_order_relaxed))
+    if (state_.compare_exchange_weak(s, (s & ~std::uint64_t{kPhaseMask}) | kRunning, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
   }
 }
 
 bool SharedStateBase::try_cancel() noexcept {
-  std::uint32_t s = state_.load(std::memory_order_relaxed);
+  std::uint64_t s = state_.load(std::memory_order_relaxed);
   for (;;) {
     if ((s & kPhaseMask) != kPending) return false;
-    if (state_.compare_exchange_weak(s, kCancelled, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+    if (state_.compare_exchange_weak(s, (s & ~std::uint64_t{kPhaseMask}) | kCancelled, std::memory_order_acq_rel,
+                                     std::memory_order_relaxed))
+      break;
   }
-  if (s & kWaiters) futex_wake(&state_, INT_MAX);
+  if (s & kWaiters) futex_wake(futex_word(), INT_MAX);
   if (s & kCallbacks) publish_final(kCancelled);
   return true;
 }
 
 void SharedStateBase::finish() noexcept {
-  std::uint32_t s = state_.exchange(kDone, std::memory_order_acq_rel);  // only the claimer writes now
-  if (s & kWaiters) futex_wake(&state_, INT_MAX);
+  // running -> done by adding the difference: only the claimer changes the phase now, while
+  // waiters may still set flags and owners change the count.
+  std::uint64_t s = state_.fetch_add(kDone - kRunning, std::memory_order_acq_rel);
+  if (s & kWaiters) futex_wake(futex_word(), INT_MAX);
   if (s & kCallbacks) publish_final(kDone);
+}
+
+void SharedStateBase::finish_and_release() noexcept {
+  std::uint64_t s = state_.load(std::memory_order_relaxed);
+  while ((s & (kWaiters | kCallbacks)) == 0) {
+    if (state_.compare_exchange_weak(s, s + (kDone - kRunning) - kRefOne, std::memory_order_acq_rel,
+                                     std::memory_order_relaxed)) {
+      if ((s >> kRefShift) == 1) delete this;
+      return;
+    }
+  }
+  finish();
+  release();
 }
 
 void SharedStateBase::publish_final(std::uint32_t) noexcept {
@@ -72,7 +91,7 @@ void SharedStateBase::publish_final(std::uint32_t) noexcept {
 void SharedStateBase::add_callback(CallbackNode* node) noexcept {
   // Announce the callback in the state word first (see the design note); a final phase means
   // completion has passed (or is passing) without looking at the stack: run the node here.
-  std::uint32_t s = state_.load(std::memory_order_acquire);
+  std::uint64_t s = state_.load(std::memory_order_acquire);
   while ((s & kCallbacks) == 0) {
     if ((s & kPhaseMask) >= kDone) {
       node->invoke(*this);
@@ -110,7 +129,7 @@ bool SharedStateBase::wait_until(std::chrono::steady_clock::time_point deadline)
     cpu_relax();
   }
   for (;;) {
-    std::uint32_t s = state_.load(std::memory_order_acquire);
+    std::uint64_t s = state_.load(std::memory_order_acquire);
     if ((s & kPhaseMask) >= kDone) return true;
     if (!(s & kWaiters)) {
       if (!state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
@@ -122,7 +141,7 @@ bool SharedStateBase::wait_until(std::chrono::steady_clock::time_point deadline)
       if (now >= deadline) return false;
       timeout = deadline - now;
     }
-    futex_wait(&state_, s, timeout);
+    futex_wait(futex_word(), static_cast<std::uint32_t>(s), timeout);
   }
 }
 

@@ -131,6 +131,22 @@ void PoolCore::release_capacity(std::size_t n) noexcept {
 }
 
 EnqueueStatus PoolCore::enqueue(TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline) {
+  // Fork/join fast path: one task spawned by a task of this unbounded pool, at the level its deque
+  // holds. The same steps as the internal branch of enqueue_batch, without its generality (about a
+  // fifth of a skynet task's instructions went to that general path).
+  Worker* w = tl_worker;
+  if (!bounded_ && w != nullptr && w->pool == this) {
+    const int l = node->level;
+    if ((l == w->local_level || w->deque.size_approx() == 0) && phase_.load(std::memory_order_acquire) < kCancelling) {
+      bump(w->internal_submitted);  // before the push: see "Idle detection"
+      w->local_level = l;
+      w->deque.push(node);
+      bump(w->local_in[static_cast<std::size_t>(l)]);
+      ec_.notify_one_after_push();
+      maybe_spawn();
+      return EnqueueStatus::queued;
+    }
+  }
   return enqueue_batch(&node, 1, a, deadline);
 }
 
@@ -190,7 +206,7 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
         ec_.notify_one();  // a shared-list push is not a seq_cst store
       }
     }
-    ec_.notify_one_after_seq_cst_publish();
+    ec_.notify_one_after_push();
     maybe_spawn();
     return EnqueueStatus::queued;
   } else {
@@ -288,7 +304,11 @@ void PoolCore::go_busy(Worker* w) noexcept {
   w->idle = false;
   // The last idle worker is taking a task while more work waits (a batch it moved to its deque,
   // or the injection lists): a submitter that saw this worker idle did not spawn, so spawn now.
-  if (idle_.fetch_sub(1, std::memory_order_seq_cst) == 1 && has_queued_work()) {
+  // (A deque push is a release store, so the re-check follows a heavy barrier: event_count.hpp.)
+  if (idle_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      threads_.load(std::memory_order_relaxed) < max_threads_.load(std::memory_order_relaxed)) {
+    if (ec_.asymmetric()) heavy_barrier();
+    if (!has_queued_work()) return;
     try {
       maybe_spawn();
     } catch (...) {

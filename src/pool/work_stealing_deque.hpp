@@ -8,7 +8,9 @@
 //   - top only grows (CAS by a thief, or by the owner taking the last element); bottom is written
 //     only by the owner; the live elements are [top, bottom).
 //   - An element is written before the release store of bottom that publishes it; a thief reads
-//     bottom with acquire before the element, so it sees a fully written TaskNode.
+//     bottom with acquire before the element, so it sees a fully written TaskNode. push() is
+//     only that release store: ordering the push before the pusher's check for sleeping workers
+//     is the wake-up protocol's business (EventCount::notify_one_after_push).
 //   - The owner's pop stores bottom-1 and then loads top, both seq_cst (the StoreLoad the paper
 //     gets from a fence): a thief that read the old bottom and the owner cannot both take the
 //     last element, because both must win the same CAS on top.
@@ -49,7 +51,7 @@ class WorkStealingDeque {
     Array* a = array_.load(std::memory_order_relaxed);
     if (b - top > a->cap - 1) a = grow(a, top, b);
     a->put(b, t);
-    bottom_.store(b + 1, std::memory_order_seq_cst);
+    bottom_.store(b + 1, std::memory_order_release);
   }
 
   // Owner only. nullptr when empty.
