@@ -171,6 +171,13 @@ Figure parallel_for(std::size_t threads, std::size_t n) {
                                 [&](const oneapi::tbb::blocked_range<std::size_t>& r) { body(r.begin(), r.end()); });
     });
     ms = ns_since(t0) / 1e6;
+  } else if constexpr (std::is_same_v<L, Taskpool>) {
+    // Like TBB's: the calling thread runs chunks too, with at most `threads` runners in all.
+    L lib(threads);
+    warm_up(lib, threads);
+    auto t0 = clk::now();
+    lib.pool.parallel_for(std::size_t{0}, n, grain, body);
+    ms = ns_since(t0) / 1e6;
   } else {
     L lib(threads);
     warm_up(lib, threads);

@@ -552,6 +552,58 @@ TEST_P(PoolTest, GetInsideTaskHelps) {
   EXPECT_EQ(pool.submit([&] { return test::fork_join_fib(pool, 18); }).get(), 2584);
 }
 
+// Invariant: parallel_for runs body exactly once on every index of [first, last), in chunks of
+// at most `grain` that tile the range, whether called from outside or from a task of the pool
+// (where the nested calls must not deadlock even in a one-thread pool).
+TEST_P(PoolTest, ParallelForCoversEveryIndexOnce) {
+  ThreadPool pool(GetParam());
+  for (long grain : {1L, 7L, 100L, 5000L}) {
+    std::vector<std::atomic<int>> hits(1003);
+    pool.parallel_for(-3L, 1000L, grain, [&](long b, long e) {
+      EXPECT_LE(e - b, grain);
+      EXPECT_LT(b, e);
+      for (long i = b; i < e; ++i) hits[static_cast<std::size_t>(i + 3)].fetch_add(1);
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "grain " << grain;
+  }
+  std::atomic<long> sum{0};
+  pool.submit([&] {
+        pool.parallel_for(0, 40, 1, [&](int, int) {
+          pool.parallel_for(0, 100, 9, [&](int x, int y) { sum.fetch_add(y - x); });
+        });
+      })
+      .get();
+  EXPECT_EQ(sum.load(), 40 * 100);
+  pool.parallel_for(std::size_t{5}, std::size_t{5}, std::size_t{1}, [](std::size_t, std::size_t) { ADD_FAILURE(); });
+  EXPECT_THROW(pool.parallel_for(0, 10, 0, [](int, int) {}), std::invalid_argument);
+}
+
+// Invariant: the first exception of a chunk reaches the caller after the running chunks end;
+// no chunk runs after parallel_for returns, and the pool stays usable.
+TEST_P(PoolTest, ParallelForRethrowsAndStops) {
+  ThreadPool pool(GetParam());
+  std::atomic<int> ran{0}, running{0};
+  EXPECT_THROW(pool.parallel_for(0, 10000, 1,
+                                 [&](int b, int) {
+                                   running.fetch_add(1);
+                                   ran.fetch_add(1);
+                                   if (b == 50) {
+                                     running.fetch_sub(1);
+                                     throw std::runtime_error("chunk 50");
+                                   }
+                                   running.fetch_sub(1);
+                                 }),
+               std::runtime_error);
+  EXPECT_EQ(running.load(), 0);
+  const int after = ran.load();
+  EXPECT_LT(after, 10000);  // chunks nobody had claimed were skipped
+  pool.wait_idle();
+  EXPECT_EQ(ran.load(), after);
+  EXPECT_EQ(pool.submit([] { return 7; }).get(), 7);
+  pool.close();
+  EXPECT_THROW(pool.parallel_for(0, 10, 1, [](int, int) {}), PoolClosed);
+}
+
 // Invariant (7): wait_idle() from a task of the same pool throws instead of waiting for itself.
 TEST_P(PoolTest, WaitIdleInsideTaskThrows) {
   ThreadPool pool(GetParam());

@@ -376,6 +376,61 @@ class ThreadPool {
       throw QueueFull();
   }
 
+  // Runs body(b, e) for every chunk [b, e) of [first, last) cut every `grain` indices (the last
+  // chunk may be shorter), on up to max_threads threads at once: the calling thread and helper
+  // tasks on the pool claim chunks one at a time until none is left (dynamic scheduling, so
+  // uneven chunks balance). Returns when every claimed chunk has run. The first exception a
+  // chunk throws is rethrown here once the chunks already running have ended; chunks not yet
+  // claimed are then skipped. Helpers are offered with try_submit at priority `p`: a full bounded
+  // queue or a shutdown racing with the call leaves fewer helpers, never fewer chunks.
+  // Throws std::invalid_argument when grain <= 0; PoolClosed / BrokenPool as submit() does.
+  // Blocking: until every chunk has run; the caller runs chunks itself meanwhile. On a worker of
+  // this pool it waits for started helpers as Future::get() does (helping).
+  template <std::integral Index, class F>
+    requires std::invocable<F&, Index, Index>
+  void parallel_for(Index first, Index last, Index grain, F&& body, Priority p = kDefaultPriority) {
+    if (grain <= 0) throw std::invalid_argument("taskpool: parallel_for needs a positive grain");
+    check_priority(p);
+    if (closed() || broken()) throw_closed();
+    if (last <= first) return;
+    using U = std::make_unsigned_t<Index>;
+    const U span = static_cast<U>(last - first), step = static_cast<U>(grain);
+    const std::size_t chunks = static_cast<std::size_t>(span / step + (span % step != 0 ? 1 : 0));
+    std::atomic<std::size_t> next{0};  // the next unclaimed chunk; >= chunks once all are claimed
+    std::atomic<bool> failed{false};
+    std::exception_ptr error;  // written by the one thread that set `failed`
+    auto work = [&]() noexcept {
+      for (std::size_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < chunks;) {
+        const U off = static_cast<U>(c) * step;
+        const Index b = static_cast<Index>(first + static_cast<Index>(off));
+        const Index e = span - off > step ? static_cast<Index>(b + grain) : last;
+        try {
+          body(b, e);
+        } catch (...) {
+          if (!failed.exchange(true, std::memory_order_acq_rel)) error = std::current_exception();
+          next.store(chunks, std::memory_order_relaxed);  // skip what nobody has claimed yet
+        }
+      }
+    };
+    std::vector<Future<void>> helpers;
+    const std::size_t n = std::min(chunks, max_threads_now()) - 1;  // the caller is one runner
+    helpers.reserve(n);
+    try {
+      for (std::size_t i = 0; i < n; ++i) {
+        auto f = try_submit(work, p);
+        if (!f) break;
+        helpers.push_back(std::move(*f));
+      }
+    } catch (const PoolClosed&) {
+    } catch (const BrokenPool&) {
+    }
+    work();
+    // A helper still queued has nothing left to claim: cancel it instead of waiting for a worker.
+    for (auto& h : helpers)
+      if (!h.cancel()) h.wait();
+    if (error) std::rethrow_exception(error);
+  }
+
   // Blocks until no task is queued or running (tasks submitted meanwhile are waited for too).
   void wait_idle();
   template <class Rep, class Period>
@@ -405,6 +460,8 @@ class ThreadPool {
   static int current_worker_index() noexcept;
 
  private:
+  std::size_t max_threads_now() const noexcept;  // the current upper bound on worker threads
+  [[noreturn]] void throw_closed() const;        // PoolClosed, or BrokenPool for a broken pool
   static int check_priority(Priority p) {
     if (p.value < 0 || p.value >= kPriorityLevels)
       throw std::invalid_argument("taskpool: priority " + std::to_string(p.value) + " is outside [0, " +

@@ -100,6 +100,8 @@ class PoolCore {
   Stats stats() const;
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
+  std::size_t max_threads() const noexcept { return max_threads_.load(std::memory_order_relaxed); }
+  [[noreturn]] void throw_closed_or_broken() const;
   ThreadPool* owner() const noexcept { return owner_; }
   std::size_t add_close_hook(std::function<void()> hook);
   void remove_close_hook(std::size_t id);
@@ -146,7 +148,6 @@ class PoolCore {
   std::exception_ptr discard_reason() const;
   void mark_broken(std::exception_ptr cause);
   void report_error(std::exception_ptr e) noexcept;
-  [[noreturn]] void throw_closed_or_broken() const;
 
   ThreadPool* const owner_;
   const Options opts_;

@@ -925,6 +925,8 @@ void ThreadPool::note_due(clock::time_point t) noexcept { core_->note_due(t); }
 void ThreadPool::resize(std::size_t min_threads, std::size_t max_threads) { core_->resize(min_threads, max_threads); }
 Stats ThreadPool::stats() const { return core_->stats(); }
 bool ThreadPool::closed() const noexcept { return core_->closed(); }
+std::size_t ThreadPool::max_threads_now() const noexcept { return core_->max_threads(); }
+void ThreadPool::throw_closed() const { core_->throw_closed_or_broken(); }
 bool ThreadPool::broken() const noexcept { return core_->broken(); }
 ThreadPool* ThreadPool::current() noexcept {
   return detail::tl_worker ? detail::tl_worker->pool->owner() : nullptr;
