@@ -89,14 +89,31 @@ class TaskNode {
   // Drops the task without running it: its future becomes cancelled (why == nullptr) or fails
   // with `why` (a broken pool).
   virtual void discard(std::exception_ptr why) noexcept = 0;
-  TaskNode* next = nullptr;
-  // Small fields share one word with the callable that follows in PostTask: a posted empty lambda
-  // is a 24-byte node, which malloc serves from a 32-byte chunk.
-  std::uint8_t level = static_cast<std::uint8_t>(kDefaultPriority.value);  // 0..kPriorityLevels-1
-  bool from_list = false;  // moved from a shared list into a worker's deque (older than its children)
+
+  // The injection-list link, the priority level and the from-list mark share one word, so a node
+  // is 16 bytes plus its callable (a posted lambda capturing two pointers is a 32-byte node). A
+  // user-space address fits in the low 56 bits on the 64-bit targets we build for (x86-64 with 4-
+  // or 5-level paging, AArch64), which leaves the top byte for [from_list:1 | level:7].
+  TaskNode* next() const noexcept { return reinterpret_cast<TaskNode*>(link_ & kAddrMask); }
+  void set_next(TaskNode* n) noexcept { link_ = (link_ & ~kAddrMask) | reinterpret_cast<std::uintptr_t>(n); }
+  int level() const noexcept { return static_cast<int>((link_ >> kLevelShift) & kLevelMask); }  // 0..kPriorityLevels-1
+  void set_level(int l) noexcept {
+    link_ = (link_ & ~(kLevelMask << kLevelShift)) | (static_cast<std::uintptr_t>(l) << kLevelShift);
+  }
+  // Moved from a shared list into a worker's deque (older than the tasks its children push).
+  bool from_list() const noexcept { return (link_ & kFromList) != 0; }
+  void set_from_list() noexcept { link_ |= kFromList; }
 
  protected:
   ~TaskNode() = default;
+
+ private:
+  static_assert(sizeof(std::uintptr_t) == 8, "taskpool needs a 64-bit target (tagged task links)");
+  static constexpr int kLevelShift = 56;
+  static constexpr std::uintptr_t kAddrMask = (std::uintptr_t{1} << kLevelShift) - 1;
+  static constexpr std::uintptr_t kLevelMask = 0x7f, kFromList = std::uintptr_t{1} << 63;
+  static_assert(kPriorityLevels <= static_cast<int>(kLevelMask) + 1);
+  std::uintptr_t link_ = static_cast<std::uintptr_t>(kDefaultPriority.value) << kLevelShift;
 };
 
 template <class F, class... Args>
@@ -292,7 +309,7 @@ class ThreadPool {
   auto submit(Priority p, F&& f, Args&&... args) -> Future<detail::task_result_t<F, Args...>> {
     int level = check_priority(p);
     auto [node, fut] = detail::make_future_task(std::forward<F>(f), std::forward<Args>(args)...);
-    node->level = static_cast<std::uint8_t>(level);
+    node->set_level(level);
     if (enqueue(node, detail::Admission::policy, {}) == detail::EnqueueStatus::full) throw QueueFull();
     return std::move(fut);
   }
@@ -308,7 +325,7 @@ class ThreadPool {
   void post(Priority p, F&& f, Args&&... args) {
     int level = check_priority(p);
     detail::TaskNode* node = detail::make_post_task(std::forward<F>(f), std::forward<Args>(args)...);
-    node->level = static_cast<std::uint8_t>(level);
+    node->set_level(level);
     if (enqueue(node, detail::Admission::policy, {}) == detail::EnqueueStatus::full) throw QueueFull();
   }
 
@@ -345,7 +362,7 @@ class ThreadPool {
     try {
       for (auto&& c : callables) {
         auto [node, fut] = detail::make_future_task(std::forward<decltype(c)>(c));
-        node->level = static_cast<std::uint8_t>(level);
+        node->set_level(level);
         nodes.push_back(node);
         futures.push_back(std::move(fut));
       }
@@ -366,7 +383,7 @@ class ThreadPool {
     try {
       for (auto&& c : callables) {
         nodes.push_back(detail::make_post_task(std::forward<decltype(c)>(c)));
-        nodes.back()->level = static_cast<std::uint8_t>(level);
+        nodes.back()->set_level(level);
       }
     } catch (...) {
       for (auto* n : nodes) n->discard(nullptr);
@@ -473,7 +490,7 @@ class ThreadPool {
       -> std::optional<Future<detail::task_result_t<F>>> {
     int level = check_priority(p);
     auto [node, fut] = detail::make_future_task(std::forward<F>(f));
-    node->level = static_cast<std::uint8_t>(level);
+    node->set_level(level);
     if (enqueue(node, a, deadline) == detail::EnqueueStatus::full) return std::nullopt;
     return std::move(fut);
   }

@@ -1,24 +1,34 @@
-// src/pool/node_alloc.cpp — task-node memory: per-thread caches plus a shared depot of batches.
+// src/pool/node_alloc.cpp — task-node memory: slabs in one reserved region, per-thread caches
+// and a shared depot of batches.
 //
 // Design note. Every task is one heap node, and most are freed on another thread than the one
 // that allocated them (a producer posts, a worker runs and frees; a parent spawns, a thief runs).
-// Cross-thread malloc/free costs 40-50 ns a pair here, as much as the rest of a task. So nodes of
-// up to 264 bytes are recycled by size class - 24, 40, 56, ... bytes: 16 apart and 8 short of a
-// multiple of 16, the sizes glibc's malloc serves without slack (its chunk header is 8 bytes):
-//  - Each thread has, per class, an alloc list (allocations pop it) and a free list (frees push
-//    it). Neither is shared, so the hot path is two pointer moves and no atomic operation.
+// Cross-thread malloc/free costs 40-50 ns a pair here, as much as the rest of a task, and malloc
+// adds an 8-byte header and rounds to 16 (a 32-byte node took a 48-byte chunk). So nodes of up
+// to 256 bytes are recycled by size class - 16, 32, ..., 256 bytes:
+//  - Blocks are carved from 64 KiB slabs of one region of address space reserved once per
+//    process (kRegionBytes, pages committed only as slabs are carved), with no per-block header.
+//    When the region is used up, or could not be reserved, blocks come from malloc.
+//  - Each thread has, per class, an alloc list (allocations pop it), a free list (frees push it)
+//    and the rest of its current slab. Nothing there is shared: the hot path is two pointer moves
+//    and no atomic operation.
 //  - When a free list reaches kBatch blocks it becomes the alloc list if that is empty, or else
 //    goes whole, as one batch, to the depot. An allocation that finds its alloc list empty takes
-//    its own free list, else one batch from the depot, else malloc. So a producer/consumer pair
-//    moves blocks back to the producer kBatch at a time, one lock per kBatch tasks.
-//  - The depot (one lock per class) keeps at most kMaxDepot batches; beyond, blocks go to malloc.
-//    A thread holds at most 2 * kBatch blocks per class.
-// Invariants: a block of class c always came from ::operator new(block_size(c)) and goes back
-// there; a block is on at most one list; lists are touched only by their thread or under the
-// depot lock. A node crosses threads only through the pool's queues, which order its last use
-// before its free. At thread exit the thread's lists go back to malloc, and later frees on that
-// thread bypass the cache. Under AddressSanitizer all of this is off, so use-after-free of a
-// node is still caught.
+//    its own free list, else one batch from the depot, else carves its slab, else malloc. So a
+//    producer/consumer pair moves blocks back to the producer kBatch at a time, one lock per
+//    kBatch tasks.
+//  - The depot (one lock per class) keeps at most kMaxDepot batches of malloc'd blocks; beyond
+//    that they go back to malloc. Region blocks always stay in the depot: node memory up to
+//    kRegionBytes is kept for reuse for the life of the process (a burst of a million queued
+//    32-byte tasks keeps 32 MB), which is what lets queued tasks cost only their own size.
+// Invariants: a block is a region block (address inside the region) or came from
+// ::operator new(block_size(c)) and goes back there; a block is on at most one list; lists are
+// touched only by their thread or under the depot lock. A node crosses threads only through the
+// pool's queues, which order its last use before its free. At thread exit the thread's lists go
+// to the depot (region blocks) or malloc, and later frees on that thread bypass the cache.
+// Under AddressSanitizer all of this is off, so use-after-free of a node is still caught.
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -37,38 +47,63 @@ constexpr bool kCacheEnabled = false;
 constexpr bool kCacheEnabled = true;
 #endif
 constexpr std::size_t kGranule = 16, kClasses = 16, kBatch = 64, kMaxDepot = 256;
+constexpr std::size_t kSlabBytes = std::size_t{64} << 10;
+constexpr std::size_t kRegionBytes = std::size_t{256} << 20;
 
 struct FreeBlock {
   FreeBlock* next;        // within a list or batch
   FreeBlock* next_batch;  // in the depot: the next batch (first block of each batch only)
 };
 
-constexpr std::size_t block_size(std::size_t c) { return (c + 1) * kGranule + 8; }
+constexpr std::size_t block_size(std::size_t c) { return (c + 1) * kGranule; }
 constexpr std::size_t kMaxSize = block_size(kClasses - 1);
-constexpr std::size_t class_of(std::size_t n) { return n <= block_size(0) ? 0 : (n - block_size(0) + kGranule - 1) / kGranule; }
-static_assert(class_of(24) == 0 && class_of(25) == 1 && class_of(40) == 1 && class_of(41) == 2 && class_of(kMaxSize) == kClasses - 1);
+constexpr std::size_t class_of(std::size_t n) { return n == 0 ? 0 : (n - 1) / kGranule; }
+static_assert(class_of(1) == 0 && class_of(16) == 0 && class_of(17) == 1 && class_of(32) == 1 &&
+              class_of(kMaxSize) == kClasses - 1);
 
-void free_list_to_malloc(FreeBlock* b, std::size_t c) noexcept {
-  while (b != nullptr) {
-    FreeBlock* next = b->next;
-    ::operator delete(static_cast<void*>(b), block_size(c));
-    b = next;
+// The region: [base, base + kRegionBytes), slabs handed out by bumping `used`.
+class Region {
+ public:
+  Region() noexcept {
+    void* p = ::mmap(nullptr, kRegionBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) base_ = reinterpret_cast<std::uintptr_t>(p);
   }
+  bool contains(const void* p) const noexcept {
+    return base_ != 0 && reinterpret_cast<std::uintptr_t>(p) - base_ < kRegionBytes;
+  }
+  // A fresh slab, or nullptr when the region is used up (or was never reserved).
+  char* slab() noexcept {
+    if (base_ == 0 || used_.load(std::memory_order_relaxed) >= kRegionBytes) return nullptr;
+    std::size_t off = used_.fetch_add(kSlabBytes, std::memory_order_relaxed);
+    if (off >= kRegionBytes) return nullptr;
+    return reinterpret_cast<char*>(base_ + off);
+  }
+
+ private:
+  std::uintptr_t base_ = 0;  // written once, before any block exists
+  std::atomic<std::size_t> used_{0};
+};
+
+// Never destroyed: threads may still free nodes while static destructors run.
+Region& region() {
+  static Region* r = new Region;
+  return *r;
 }
 
 class Depot {
  public:
-  // Takes a whole batch of kBatch blocks; false when full (the caller frees them).
-  bool put(std::size_t c, FreeBlock* batch) noexcept {
+  // Takes a chain of blocks (a whole batch, or a thread's leftovers); false when the depot is
+  // full and the chain may go to malloc (never for region blocks: `keep`).
+  bool put(std::size_t c, FreeBlock* chain, bool keep) noexcept {
     std::lock_guard lk(mu_[c]);
-    if (count_[c].load(std::memory_order_relaxed) >= kMaxDepot) return false;
-    batch->next_batch = head_[c];
-    head_[c] = batch;
+    if (!keep && count_[c].load(std::memory_order_relaxed) >= kMaxDepot) return false;
+    chain->next_batch = head_[c];
+    head_[c] = chain;
     count_[c].store(count_[c].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return true;
   }
   FreeBlock* take(std::size_t c) noexcept {
-    // Peek without the lock: a stale zero only costs one malloc.
+    // Peek without the lock: a stale zero only costs a carve or a malloc.
     if (count_[c].load(std::memory_order_relaxed) == 0) return nullptr;
     std::lock_guard lk(mu_[c]);
     FreeBlock* b = head_[c];
@@ -81,14 +116,29 @@ class Depot {
 
  private:
   SpinLock mu_[kClasses];
-  FreeBlock* head_[kClasses] = {};                  // guarded by mu_[c]
+  FreeBlock* head_[kClasses] = {};                 // guarded by mu_[c]
   std::atomic<std::size_t> count_[kClasses] = {};  // written under mu_[c]; peeked without it
 };
 
-// Never destroyed: threads may still free nodes while static destructors run.
 Depot& depot() {
   static Depot* d = new Depot;
   return *d;
+}
+
+// Gives a chain back for good: region blocks to the depot (kept), the others to malloc.
+void release_chain(FreeBlock* b, std::size_t c) noexcept {
+  FreeBlock* keep = nullptr;
+  while (b != nullptr) {
+    FreeBlock* next = b->next;
+    if (region().contains(b)) {
+      b->next = keep;
+      keep = b;
+    } else {
+      ::operator delete(static_cast<void*>(b), block_size(c));
+    }
+    b = next;
+  }
+  if (keep != nullptr) depot().put(c, keep, true);
 }
 
 // Trivially destructible, so it stays usable for the whole life of the thread.
@@ -96,6 +146,8 @@ struct Cache {
   FreeBlock* alloc[kClasses];
   FreeBlock* freed[kClasses];
   std::uint32_t freed_count[kClasses];
+  char* slab_cur[kClasses];  // the uncarved rest of this thread's slab of each class
+  char* slab_end[kClasses];
   bool reaper_armed;
   bool closed;  // the thread is exiting: no more caching
 };
@@ -106,14 +158,44 @@ struct CacheReaper {
     Cache& k = tl_cache;
     k.closed = true;
     for (std::size_t c = 0; c < kClasses; ++c) {
-      free_list_to_malloc(k.alloc[c], c);
-      free_list_to_malloc(k.freed[c], c);
+      release_chain(k.alloc[c], c);
+      release_chain(k.freed[c], c);
+      // The uncarved rest of the slab becomes a chain too, so no region memory is stranded.
+      FreeBlock* rest = nullptr;
+      for (char* p = k.slab_cur[c]; p != nullptr && p + block_size(c) <= k.slab_end[c]; p += block_size(c)) {
+        auto* b = reinterpret_cast<FreeBlock*>(p);
+        b->next = rest;
+        rest = b;
+      }
+      if (rest != nullptr) depot().put(c, rest, true);
       k.alloc[c] = k.freed[c] = nullptr;
+      k.slab_cur[c] = k.slab_end[c] = nullptr;
       k.freed_count[c] = 0;
     }
   }
 };
 thread_local CacheReaper tl_reaper;
+
+void arm_reaper(Cache& k) noexcept {
+  if (!k.reaper_armed) {
+    k.reaper_armed = true;
+    static_cast<void>(&tl_reaper);  // first use registers its destructor for this thread
+  }
+}
+
+void* carve(Cache& k, std::size_t c) noexcept {
+  const std::size_t size = block_size(c);
+  if (k.slab_cur[c] == nullptr || k.slab_cur[c] + size > k.slab_end[c]) {
+    char* s = region().slab();
+    if (s == nullptr) return nullptr;
+    arm_reaper(k);
+    k.slab_cur[c] = s;
+    k.slab_end[c] = s + kSlabBytes;
+  }
+  void* p = k.slab_cur[c];
+  k.slab_cur[c] += size;
+  return p;
+}
 
 }  // namespace
 
@@ -123,13 +205,17 @@ void* node_alloc(std::size_t n) {
   Cache& k = tl_cache;
   FreeBlock* b = k.alloc[c];
   if (b == nullptr) {
+    if (k.closed) return ::operator new(block_size(c));  // the lists are gone for this thread
     if (k.freed[c] != nullptr) {
       b = k.freed[c];
       k.freed[c] = nullptr;
       k.freed_count[c] = 0;
     } else {
       b = depot().take(c);
-      if (b == nullptr) return ::operator new(block_size(c));
+      if (b == nullptr) {
+        if (void* p = carve(k, c)) return p;
+        return ::operator new(block_size(c));
+      }
     }
   }
   k.alloc[c] = b->next;
@@ -143,15 +229,13 @@ void node_free(void* p, std::size_t n) noexcept {
   }
   const std::size_t c = class_of(n);
   Cache& k = tl_cache;
+  auto* b = static_cast<FreeBlock*>(p);
   if (k.closed) {
-    ::operator delete(p, block_size(c));
+    b->next = nullptr;
+    release_chain(b, c);
     return;
   }
-  if (!k.reaper_armed) {
-    k.reaper_armed = true;
-    static_cast<void>(&tl_reaper);  // first use registers its destructor for this thread
-  }
-  auto* b = static_cast<FreeBlock*>(p);
+  arm_reaper(k);
   b->next = k.freed[c];
   k.freed[c] = b;
   if (++k.freed_count[c] < kBatch) return;
@@ -161,8 +245,8 @@ void node_free(void* p, std::size_t n) noexcept {
   k.freed_count[c] = 0;
   if (k.alloc[c] == nullptr) {
     k.alloc[c] = batch;
-  } else if (!depot().put(c, batch)) {
-    free_list_to_malloc(batch, c);
+  } else if (!depot().put(c, batch, false)) {
+    release_chain(batch, c);
   }
 }
 

@@ -136,7 +136,7 @@ EnqueueStatus PoolCore::enqueue(TaskNode* node, Admission a, std::chrono::steady
   // fifth of a skynet task's instructions went to that general path).
   Worker* w = tl_worker;
   if (!bounded_ && w != nullptr && w->pool == this) {
-    const int l = node->level;
+    const int l = node->level();
     if ((l == w->local_level || w->deque.size_approx() == 0) && phase_.load(std::memory_order_acquire) < kCancelling) {
       bump(w->internal_submitted);  // before the push: see "Idle detection"
       w->local_level = l;
@@ -195,13 +195,13 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
     for (std::size_t i = 0; i < n; ++i) {
       // The deque holds one level at a time (see "Priority policy"); other levels go to the
       // shared list of their level, where they compete by priority.
-      int l = nodes[i]->level;
+      int l = nodes[i]->level();
       if (w->deque.size_approx() == 0) w->local_level = l;
       if (l == w->local_level) {
         w->deque.push(nodes[i]);
         bump(w->local_in[static_cast<std::size_t>(l)]);
       } else {
-        nodes[i]->next = nullptr;
+        nodes[i]->set_next(nullptr);
         push_global_chain(l, nodes[i], nodes[i], 1, false);
         ec_.notify_one();  // a shared-list push is not a seq_cst store
       }
@@ -210,19 +210,19 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
     maybe_spawn();
     return EnqueueStatus::queued;
   } else {
-    for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->next = nodes[i + 1];
-    nodes[n - 1]->next = nullptr;
-    Level& L = levels_[static_cast<std::size_t>(nodes[0]->level)];
+    for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->set_next(nodes[i + 1]);
+    nodes[n - 1]->set_next(nullptr);
+    Level& L = levels_[static_cast<std::size_t>(nodes[0]->level())];
     {
       std::lock_guard lk(L.mu);
       if (closed_.load(std::memory_order_relaxed)) {
         // fall through below, outside the lock
       } else {
         if (L.tail) {
-          L.tail->next = nodes[0];
+          L.tail->set_next(nodes[0]);
         } else {
           L.head = nodes[0];
-          nonempty_.fetch_or(1u << nodes[0]->level, std::memory_order_release);
+          nonempty_.fetch_or(1u << nodes[0]->level(), std::memory_order_release);
         }
         L.tail = nodes[n - 1];
         L.size.store(L.size.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -357,7 +357,7 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
     TaskNode* t = L.head;
     while (take < want && t != nullptr) {
       batch[take++] = t;
-      t = t->next;
+      t = t->next();
     }
     L.head = t;
     if (t == nullptr) {
@@ -369,7 +369,7 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
   if (take > 1) {
     // Reverse order so the owner's LIFO pops run them in FIFO order.
     for (std::size_t i = take - 1; i >= 1; --i) {
-      batch[i]->from_list = true;
+      batch[i]->set_from_list();
       w->deque.push(batch[i]);
     }
     bump(w->local_in[static_cast<std::size_t>(level)], take - 1);
@@ -392,7 +392,7 @@ TaskNode* PoolCore::steal(Worker* w) {
     for (int attempt = 0; attempt < 4; ++attempt) {
       bool contended = false;
       if (TaskNode* t = v->deque.steal(contended)) {
-        bump(w->local_out[static_cast<std::size_t>(t->level)]);
+        bump(w->local_out[static_cast<std::size_t>(t->level())]);
         return t;
       }
       if (!contended) break;
@@ -416,8 +416,8 @@ TaskNode* PoolCore::find_task(Worker* w, bool helping) {
   // starve outside submissions forever, in the list or moved into a deque beneath them. Tasks
   // moved from the list (from_list) are older than anything still in it: they go on in FIFO
   // order. Not while helping: a waiting task helps with its newest work (its descendants).
-  if (t != nullptr && !helping && ++w->looks % kFairInterval == 0 && !t->from_list) {
-    const int level = t->level;
+  if (t != nullptr && !helping && ++w->looks % kFairInterval == 0 && !t->from_list()) {
+    const int level = t->level();
     const bool listed = (nonempty_.load(std::memory_order_acquire) & (1u << level)) != 0;
     if (listed || w->deque.size_approx() != 0) {
       w->deque.push(t);  // back where it was; a thief may take it from here on
@@ -430,7 +430,7 @@ TaskNode* PoolCore::find_task(Worker* w, bool helping) {
     }
   }
   if (t != nullptr) {
-    bump(w->local_out[static_cast<std::size_t>(t->level)]);
+    bump(w->local_out[static_cast<std::size_t>(t->level())]);
     return t;
   }
   w->local_level = -1;
@@ -484,9 +484,9 @@ bool PoolCore::help_one(Worker* w) {
 void PoolCore::drain_local_to_global(Worker* w) {
   std::size_t moved = 0;
   while (TaskNode* t = w->deque.pop()) {
-    bump(w->local_out[static_cast<std::size_t>(t->level)]);
-    t->next = nullptr;
-    push_global_chain(t->level, t, t, 1, false);
+    bump(w->local_out[static_cast<std::size_t>(t->level())]);
+    t->set_next(nullptr);
+    push_global_chain(t->level(), t, t, 1, false);
     ++moved;
   }
   w->local_level = -1;
@@ -497,7 +497,7 @@ void PoolCore::push_global_chain(int level, TaskNode* head, TaskNode* tail, std:
   Level& L = levels_[static_cast<std::size_t>(level)];
   std::lock_guard lk(L.mu);
   if (L.tail) {
-    L.tail->next = head;
+    L.tail->set_next(head);
   } else {
     L.head = head;
     nonempty_.fetch_or(1u << level, std::memory_order_release);
@@ -697,7 +697,7 @@ void PoolCore::sweep_global(std::exception_ptr why) {
       nonempty_.fetch_and(~(1u << l), std::memory_order_release);
     }
     while (head != nullptr) {
-      TaskNode* next = head->next;
+      TaskNode* next = head->next();
       head->discard(why);
       head = next;
       ++n;

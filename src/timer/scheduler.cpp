@@ -261,7 +261,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     } catch (...) {
       return;  // out of memory: the ticket's destructor abandoned the node
     }
-    task->level = static_cast<std::uint8_t>(n->priority);
+    task->set_level(n->priority);
     try {
       pool_.enqueue(task, Admission::overflow, {});
     } catch (...) {
