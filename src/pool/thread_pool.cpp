@@ -15,7 +15,7 @@ namespace detail {
 
 namespace {
 thread_local Worker* tl_worker = nullptr;
-constexpr int kSpinRounds = 64;
+constexpr int kSpinPolls = 256, kPausesPerPoll = 4, kYieldEvery = 16;  // an idle worker's spin before it sleeps
 constexpr int kMaxHelpDepth = 64;
 thread_local int tl_help_depth = 0;
 
@@ -586,9 +586,20 @@ void PoolCore::worker_main(Worker* w) {
       }
     }
     // Spin a little: work often arrives within microseconds, and a futex round trip costs more.
-    for (int i = 0; t == nullptr && searching && i < kSpinRounds && !stopping_.load(std::memory_order_relaxed); ++i) {
-      for (int k = 0; k < 16; ++k) cpu_relax();
-      t = find_task(w);
+    // Polls are plain loads of the queue fronts; find_task (RMWs, locks) runs only when one shows
+    // work. A pause costs 25-140 ns depending on the CPU, so a few per poll keep the reaction to
+    // a submission near a tenth of a microsecond without stealing the producers' cache lines.
+    // In the second half of the spin the spinner yields every few polls: on an oversubscribed
+    // machine (workers plus outside producers > cores) a producer then runs at once instead of
+    // waiting for the scheduler to preempt the spinner. (Yielding from the start put the spinner
+    // behind threads going to sleep: ping_pong p99 0.6 -> 21 us.)
+    for (int i = 0; t == nullptr && searching && i < kSpinPolls && !stopping_.load(std::memory_order_relaxed); ++i) {
+      for (int k = 0; k < kPausesPerPoll; ++k) cpu_relax();
+      if (has_queued_work()) {
+        t = find_task(w);
+      } else if (i >= kSpinPolls / 2 && i % kYieldEvery == kYieldEvery - 1) {
+        std::this_thread::yield();
+      }
     }
     if (t != nullptr) {
       run(t);
