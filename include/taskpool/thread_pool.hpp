@@ -69,9 +69,53 @@ struct RunContext {
 };
 enum class RunOutcome : unsigned char { ok, failed, skipped };
 
-// Task-node memory: per-thread caches by size class (src/pool/node_alloc.cpp).
-void* node_alloc(std::size_t n);
-void node_free(void* p, std::size_t n) noexcept;
+// Task-node memory: per-thread caches by size class (src/pool/node_alloc.cpp has the design
+// note). The common cases - pop this thread's alloc list, push its free list - are inline here,
+// the rest is out of line. Sizes are compile-time constants at every call, so the class is too.
+struct NodeCache {
+  static constexpr std::size_t kGranule = 16, kClasses = 16, kMaxSize = kGranule * kClasses, kBatch = 64;
+  static constexpr std::size_t class_of(std::size_t n) noexcept { return n == 0 ? 0 : (n - 1) / kGranule; }
+  struct Block {
+    Block* next;
+  };
+  Block* alloc[kClasses];  // allocations pop
+  Block* freed[kClasses];  // frees push; at kBatch blocks the list moves on (out of line)
+  std::uint32_t freed_count[kClasses];
+  char* slab_cur[kClasses];  // the uncarved rest of this thread's slab of each class
+  char* slab_end[kClasses];
+  bool active;  // caching is on for this thread (set out of line; never under AddressSanitizer)
+  bool closed;  // the thread is exiting: no more caching
+};
+// Trivially constructible and destructible (__thread), so usable for the whole life of the thread.
+extern __thread NodeCache tl_node_cache;
+void* node_alloc_slow(std::size_t n);
+void node_free_slow(void* p, std::size_t n) noexcept;
+
+inline void* node_alloc(std::size_t n) {
+  if (n <= NodeCache::kMaxSize) {
+    NodeCache& k = tl_node_cache;
+    const std::size_t c = NodeCache::class_of(n);
+    if (NodeCache::Block* b = k.alloc[c]) {
+      k.alloc[c] = b->next;
+      return b;
+    }
+  }
+  return node_alloc_slow(n);
+}
+inline void node_free(void* p, std::size_t n) noexcept {
+  if (n <= NodeCache::kMaxSize) {
+    NodeCache& k = tl_node_cache;
+    const std::size_t c = NodeCache::class_of(n);
+    if (k.active && k.freed_count[c] + 1 < NodeCache::kBatch) {
+      auto* b = static_cast<NodeCache::Block*>(p);
+      b->next = k.freed[c];
+      k.freed[c] = b;
+      ++k.freed_count[c];
+      return;
+    }
+  }
+  node_free_slow(p, n);
+}
 
 // A queued unit of work: an intrusive node of the injection lists and the element type of the
 // work-stealing deques. run() and discard() each consume the node (release its storage).

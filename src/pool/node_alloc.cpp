@@ -10,8 +10,9 @@
 //    process (kRegionBytes, pages committed only as slabs are carved), with no per-block header.
 //    When the region is used up, or could not be reserved, blocks come from malloc.
 //  - Each thread has, per class, an alloc list (allocations pop it), a free list (frees push it)
-//    and the rest of its current slab. Nothing there is shared: the hot path is two pointer moves
-//    and no atomic operation.
+//    and the rest of its current slab (NodeCache, thread_pool.hpp). Nothing there is shared:
+//    the hot path - pop the alloc list, push the free list - is inline at the call site, a few
+//    instructions with no atomic operation; this file has the rest.
 //  - When a free list reaches kBatch blocks it becomes the alloc list if that is empty, or else
 //    goes whole, as one batch, to the depot. An allocation that finds its alloc list empty takes
 //    its own free list, else one batch from the depot, else carves its slab, else malloc. So a
@@ -46,18 +47,22 @@ constexpr bool kCacheEnabled = false;
 #else
 constexpr bool kCacheEnabled = true;
 #endif
-constexpr std::size_t kGranule = 16, kClasses = 16, kBatch = 64, kMaxDepot = 256;
+constexpr std::size_t kGranule = NodeCache::kGranule, kClasses = NodeCache::kClasses, kBatch = NodeCache::kBatch;
+constexpr std::size_t kMaxDepot = 256;
 constexpr std::size_t kSlabBytes = std::size_t{64} << 10;
 constexpr std::size_t kRegionBytes = std::size_t{256} << 20;
 
-struct FreeBlock {
-  FreeBlock* next;        // within a list or batch
-  FreeBlock* next_batch;  // in the depot: the next batch (first block of each batch only)
+// A block on a list: Block::next links a list or batch (the inline paths in thread_pool.hpp
+// use the same member); next_batch links the batches in the depot (first block of each only).
+struct FreeBlock : NodeCache::Block {
+  FreeBlock* next_batch;
 };
+FreeBlock* as_free(NodeCache::Block* b) { return static_cast<FreeBlock*>(b); }
 
 constexpr std::size_t block_size(std::size_t c) { return (c + 1) * kGranule; }
-constexpr std::size_t kMaxSize = block_size(kClasses - 1);
-constexpr std::size_t class_of(std::size_t n) { return n == 0 ? 0 : (n - 1) / kGranule; }
+constexpr std::size_t kMaxSize = NodeCache::kMaxSize;
+constexpr auto class_of = NodeCache::class_of;
+static_assert(block_size(kClasses - 1) == kMaxSize && sizeof(FreeBlock) <= kGranule);
 static_assert(class_of(1) == 0 && class_of(16) == 0 && class_of(17) == 1 && class_of(32) == 1 &&
               class_of(kMaxSize) == kClasses - 1);
 
@@ -129,7 +134,7 @@ Depot& depot() {
 void release_chain(FreeBlock* b, std::size_t c) noexcept {
   FreeBlock* keep = nullptr;
   while (b != nullptr) {
-    FreeBlock* next = b->next;
+    FreeBlock* next = as_free(b->next);
     if (region().contains(b)) {
       b->next = keep;
       keep = b;
@@ -141,25 +146,14 @@ void release_chain(FreeBlock* b, std::size_t c) noexcept {
   if (keep != nullptr) depot().put(c, keep, true);
 }
 
-// Trivially destructible, so it stays usable for the whole life of the thread.
-struct Cache {
-  FreeBlock* alloc[kClasses];
-  FreeBlock* freed[kClasses];
-  std::uint32_t freed_count[kClasses];
-  char* slab_cur[kClasses];  // the uncarved rest of this thread's slab of each class
-  char* slab_end[kClasses];
-  bool reaper_armed;
-  bool closed;  // the thread is exiting: no more caching
-};
-thread_local Cache tl_cache{};
-
 struct CacheReaper {
   ~CacheReaper() {
-    Cache& k = tl_cache;
+    NodeCache& k = tl_node_cache;
     k.closed = true;
+    k.active = false;
     for (std::size_t c = 0; c < kClasses; ++c) {
-      release_chain(k.alloc[c], c);
-      release_chain(k.freed[c], c);
+      release_chain(as_free(k.alloc[c]), c);
+      release_chain(as_free(k.freed[c]), c);
       // The uncarved rest of the slab becomes a chain too, so no region memory is stranded.
       FreeBlock* rest = nullptr;
       for (char* p = k.slab_cur[c]; p != nullptr && p + block_size(c) <= k.slab_end[c]; p += block_size(c)) {
@@ -176,19 +170,20 @@ struct CacheReaper {
 };
 thread_local CacheReaper tl_reaper;
 
-void arm_reaper(Cache& k) noexcept {
-  if (!k.reaper_armed) {
-    k.reaper_armed = true;
-    static_cast<void>(&tl_reaper);  // first use registers its destructor for this thread
+// Caching starts on a thread's first slow-path call; the reaper's first use registers its
+// destructor for this thread.
+void activate(NodeCache& k) noexcept {
+  if (!k.active && !k.closed) {
+    k.active = true;
+    static_cast<void>(&tl_reaper);
   }
 }
 
-void* carve(Cache& k, std::size_t c) noexcept {
+void* carve(NodeCache& k, std::size_t c) noexcept {
   const std::size_t size = block_size(c);
   if (k.slab_cur[c] == nullptr || k.slab_cur[c] + size > k.slab_end[c]) {
     char* s = region().slab();
     if (s == nullptr) return nullptr;
-    arm_reaper(k);
     k.slab_cur[c] = s;
     k.slab_end[c] = s + kSlabBytes;
   }
@@ -199,48 +194,51 @@ void* carve(Cache& k, std::size_t c) noexcept {
 
 }  // namespace
 
-void* node_alloc(std::size_t n) {
+__thread NodeCache tl_node_cache;
+
+void* node_alloc_slow(std::size_t n) {
   if (!kCacheEnabled || n > kMaxSize) return ::operator new(n);
   const std::size_t c = class_of(n);
-  Cache& k = tl_cache;
-  FreeBlock* b = k.alloc[c];
-  if (b == nullptr) {
-    if (k.closed) return ::operator new(block_size(c));  // the lists are gone for this thread
-    if (k.freed[c] != nullptr) {
-      b = k.freed[c];
-      k.freed[c] = nullptr;
-      k.freed_count[c] = 0;
-    } else {
-      b = depot().take(c);
-      if (b == nullptr) {
-        if (void* p = carve(k, c)) return p;
-        return ::operator new(block_size(c));
-      }
+  NodeCache& k = tl_node_cache;
+  if (k.closed) return ::operator new(block_size(c));  // the lists are gone for this thread
+  activate(k);
+  // The inline path found the alloc list empty: take our own free list, else a batch from the
+  // depot, else carve the slab, else malloc.
+  NodeCache::Block* b = k.freed[c];
+  if (b != nullptr) {
+    k.freed[c] = nullptr;
+    k.freed_count[c] = 0;
+  } else {
+    b = depot().take(c);
+    if (b == nullptr) {
+      if (void* p = carve(k, c)) return p;
+      return ::operator new(block_size(c));
     }
   }
   k.alloc[c] = b->next;
   return b;
 }
 
-void node_free(void* p, std::size_t n) noexcept {
+void node_free_slow(void* p, std::size_t n) noexcept {
   if (!kCacheEnabled || n > kMaxSize) {
     ::operator delete(p, n);
     return;
   }
   const std::size_t c = class_of(n);
-  Cache& k = tl_cache;
+  NodeCache& k = tl_node_cache;
   auto* b = static_cast<FreeBlock*>(p);
   if (k.closed) {
     b->next = nullptr;
     release_chain(b, c);
     return;
   }
-  arm_reaper(k);
-  b->next = k.freed[c];
-  k.freed[c] = b;
+  activate(k);
+  auto* nb = static_cast<NodeCache::Block*>(p);
+  nb->next = k.freed[c];
+  k.freed[c] = nb;
   if (++k.freed_count[c] < kBatch) return;
   // A full batch: keep it for our own allocations if we have none, else hand it to the depot.
-  FreeBlock* batch = k.freed[c];
+  FreeBlock* batch = as_free(k.freed[c]);
   k.freed[c] = nullptr;
   k.freed_count[c] = 0;
   if (k.alloc[c] == nullptr) {
