@@ -40,10 +40,11 @@ struct Sizes {
 std::vector<Entry> g_entries;
 std::string g_self;  // this executable, for child-process measurements
 
-// RSS deltas are only meaningful in a fresh process: earlier workloads leave memory in the
-// allocators (glibc arenas, TBB's scalable allocator) that later allocations reuse.
-Figure queued_memory_child(const std::string& lib, std::size_t t, std::size_t n) {
-  std::string cmd = g_self + " --child-queued-memory " + lib + " " + std::to_string(t) + " " + std::to_string(n);
+// Resource figures are only meaningful in a fresh process: earlier workloads leave memory in the
+// allocators (glibc arenas, TBB's scalable allocator) that later allocations reuse, and threads
+// (TBB's workers outlive their arenas) that would be billed to the next library's idle_cpu.
+Figure child_measurement(const std::string& workload, const std::string& lib, std::size_t t, double x) {
+  std::string cmd = g_self + " --child " + workload + " " + lib + " " + std::to_string(t) + " " + std::to_string(x);
   FILE* p = popen(cmd.c_str(), "r");
   double v = std::nan("");
   if (p != nullptr) {
@@ -72,8 +73,8 @@ void add_pool_workloads(const Sizes& s, std::size_t t) {
   add("parallel_for", "ms", [=] { return parallel_for<L>(t, s.pfor); }, s.reps);
   add("ping_pong", "us", [=] { return ping_pong<L>(t, s.ping_rounds); }, s.reps);
   add("many_producers", "ns/task", [=] { return many_producers<L>(t, s.tasks); }, s.reps);
-  add("idle_cpu", "CPU-ms", [=] { return idle_cpu<L>(t, s.idle_seconds); }, s.idle_reps);
-  add("queued_memory", "bytes", [=] { return queued_memory_child(lib, t, s.tasks); }, s.reps);
+  add("idle_cpu", "CPU-ms", [=] { return child_measurement("idle_cpu", lib, t, s.idle_seconds); }, s.idle_reps);
+  add("queued_memory", "bytes", [=] { return child_measurement("queued_memory", lib, t, static_cast<double>(s.tasks)); }, s.reps);
   if constexpr (std::is_same_v<L, Taskpool> || std::is_same_v<L, Asio>) {
     add("timer_lateness", "us", [=] { return timer_lateness<L>(t, s.lateness_timers, std::chrono::milliseconds(100)); }, s.reps);
     if (t == 1) add("timer_insert_cancel", "ns/op", [=] { return timer_insert_cancel<L>(s.timers); }, s.reps);
@@ -106,17 +107,21 @@ const char* kLibraries[] = {"taskpool", "tbb", "asio", "thread_pool_rvaser", "se
 
 int main(int argc, char** argv) {
   using namespace bench;
-  // Child mode: one queued_memory measurement in a fresh process (see workloads.hpp).
-  if (argc == 5 && std::string(argv[1]) == "--child-queued-memory") {
-    std::string lib = argv[2];
-    std::size_t t = std::stoul(argv[3]), n = std::stoul(argv[4]);
+  // Child mode: one idle_cpu or queued_memory measurement in a fresh process (see above).
+  if (argc == 6 && std::string(argv[1]) == "--child") {
+    const std::string workload = argv[2], lib = argv[3];
+    const std::size_t t = std::stoul(argv[4]);
+    const double x = std::stod(argv[5]);
+    auto run = [&]<class L>() {
+      return workload == "idle_cpu" ? idle_cpu<L>(t, x) : queued_memory<L>(t, static_cast<std::size_t>(x));
+    };
     Figure f;
-    if (lib == "taskpool") f = queued_memory<Taskpool>(t, n);
-    else if (lib == "tbb") f = queued_memory<Tbb>(t, n);
-    else if (lib == "asio") f = queued_memory<Asio>(t, n);
-    else if (lib == "thread_pool_rvaser") f = queued_memory<Rvaser>(t, n);
-    else f = queued_memory<Seed>(t, n);
-    std::printf("%.3f\n", f.value);
+    if (lib == "taskpool") f = run.operator()<Taskpool>();
+    else if (lib == "tbb") f = run.operator()<Tbb>();
+    else if (lib == "asio") f = run.operator()<Asio>();
+    else if (lib == "thread_pool_rvaser") f = run.operator()<Rvaser>();
+    else f = run.operator()<Seed>();
+    std::printf("%.4f\n", f.value);
     return 0;
   }
   g_self = argv[0];

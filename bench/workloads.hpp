@@ -245,22 +245,26 @@ Figure many_producers(std::size_t threads, std::size_t n) {
 
 // ---- resources ----
 
-inline double cpu_ms() {
+inline double cpu_ms(int who) {
   rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
+  getrusage(who, &ru);
   return (static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3) +
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
+// CPU time of every thread but the calling one.
+inline double others_cpu_ms() { return cpu_ms(RUSAGE_SELF) - cpu_ms(RUSAGE_THREAD); }
 
-// CPU milliseconds an idle pool burns over 2 s (measured over `seconds`, scaled to 2 s).
+// CPU milliseconds an idle pool burns over 2 s (measured over `seconds`, scaled to 2 s): the
+// process's CPU time minus the measuring thread's own, in a fresh process (bench_main.cpp).
 template <class L>
 Figure idle_cpu(std::size_t threads, double seconds) {
   L lib(threads);
   warm_up(lib, threads);
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let spinning end
-  double c0 = cpu_ms();
+  double c0 = others_cpu_ms();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  return {(cpu_ms() - c0) * (2.0 / seconds)};
+  // Two readings of a clock with 1 us resolution: clamp the rounding below zero.
+  return {std::max(0.0, others_cpu_ms() - c0) * (2.0 / seconds)};
 }
 
 inline long rss_bytes() {

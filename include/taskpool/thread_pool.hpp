@@ -91,8 +91,15 @@ extern __thread NodeCache tl_node_cache;
 void* node_alloc_slow(std::size_t n);
 void node_free_slow(void* p, std::size_t n) noexcept;
 
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer builds allocate every node from malloc, so use-after-free of a node is caught.
+inline constexpr bool kNodeCacheInline = false;
+#else
+inline constexpr bool kNodeCacheInline = true;
+#endif
+
 inline void* node_alloc(std::size_t n) {
-  if (n <= NodeCache::kMaxSize) {
+  if (kNodeCacheInline && n <= NodeCache::kMaxSize) {
     NodeCache& k = tl_node_cache;
     const std::size_t c = NodeCache::class_of(n);
     if (NodeCache::Block* b = k.alloc[c]) {
@@ -103,7 +110,7 @@ inline void* node_alloc(std::size_t n) {
   return node_alloc_slow(n);
 }
 inline void node_free(void* p, std::size_t n) noexcept {
-  if (n <= NodeCache::kMaxSize) {
+  if (kNodeCacheInline && n <= NodeCache::kMaxSize) {
     NodeCache& k = tl_node_cache;
     const std::size_t c = NodeCache::class_of(n);
     if (k.active && k.freed_count[c] + 1 < NodeCache::kBatch) {
