@@ -22,12 +22,13 @@
 // of it before it can sleep: search_to_wait + re-check) or as a waiter (then it is woken: the
 // epoch moved, so futex_wait(key) returns at once or is woken).
 // Every operation is a seq_cst RMW, never a standalone fence, so ThreadSanitizer models it.
-// The one exception is a worker's push into its own deque, the hot path of fork/join: a plain
-// release store followed by notify_one_after_push(), which reads state_ without an RMW. Its
-// StoreLoad ordering comes from an asymmetric barrier (membarrier.hpp): the workers about to
-// sleep pay for it - search_to_wait()/prepare_wait() run heavy_barrier() after their RMW and
-// before their re-check - so a pusher either sees the new waiter or the waiter sees the task.
-// Where the kernel has no membarrier, notify_one_after_push() is the RMW notify_one().
+// The exception is the hot path of submission - a worker's push into its own deque, an outside
+// thread's append to an injection list - which publishes with plain (release) stores and then
+// calls notify_one_after_publish(), reading state_ without an RMW. Its StoreLoad ordering comes
+// from an asymmetric barrier (membarrier.hpp): the workers about to sleep pay for it -
+// search_to_wait()/prepare_wait() run heavy_barrier() after their RMW and before their re-check -
+// so a publisher either sees the new waiter or the waiter sees the task. Where the kernel has no
+// membarrier, notify_one_after_publish() is the RMW notify_one().
 // The futex word is the epoch half of state_ (little-endian: bytes 4..7).
 #pragma once
 
@@ -85,10 +86,10 @@ class EventCount {
     if (searching_of(s) != 0 || waiters_of(s) == 0) return;
     wake(1);
   }
-  // After a worker's release-store push into its own deque (see the design note): a plain load,
-  // ordered by the sleepers' heavy barrier. A load also leaves the shared cache line shared,
-  // where an RMW would take it from every other core on each push.
-  void notify_one_after_push() noexcept {
+  // After work was published with plain stores (see the design note): a plain load, ordered by
+  // the sleepers' heavy barrier. A load also leaves the shared cache line shared, where an RMW
+  // would take it from every other core on each submission.
+  void notify_one_after_publish() noexcept {
     if (!asymmetric_) {
       notify_one();
       return;

@@ -18,13 +18,16 @@
 //   worker checks nonempty_: a higher queued level goes first. So among queued tasks the highest
 //   level always starts first, and a stream of low-priority children cannot bury high-priority
 //   work under them. Strict: a lower level starts only when no higher level is queued; no aging.
-// Sleeping: EventCount ec_ (see event_count.hpp). Every publication of work is followed by
-//   ec_.notify_one(); a worker re-checks every queue between prepare_wait() and wait().
+// Sleeping: EventCount ec_ (see event_count.hpp). Every publication of work is followed by a
+//   notification (submissions: notify_one_after_publish, a plain load ordered by the sleepers'
+//   heavy barrier); a worker re-checks every queue between prepare_wait() and wait().
 // Thread count: threads_ (live workers) and idle_ (workers not running a task) are atomics
-//   changed with seq_cst RMWs. A submitter, after its notify RMW, spawns a thread when idle_ == 0 and
-//   threads_ < max. A worker retiring (idle timeout or shrink) first decrements both, then does a
-//   prepare_wait()/re-check/cancel_wait(): by the EventCount argument either it sees the new task
-//   (and stays) or the submitter sees idle_ == 0 (and spawns). So no task is ever stranded.
+//   changed with seq_cst RMWs. A submitter, after its notification, spawns a thread when
+//   idle_ == 0 and threads_ < max. A worker retiring (idle timeout or shrink) first decrements
+//   both, then does a prepare_wait()/re-check/cancel_wait(): by the EventCount argument (the heavy
+//   barrier in prepare_wait orders the submitter's publication before its read of idle_) either it
+//   sees the new task (and stays) or the submitter sees idle_ == 0 (and spawns); go_busy's check
+//   for the last idle worker runs the same barrier. So no task is ever stranded.
 // Idle detection (wait_idle, close): per-slot counters written only by their worker. The pool is
 //   idle when  sum(finished) == sum(submitted), reading every `finished` first and every
 //   `submitted` second. Counters only grow and a task is counted submitted before it can finish

@@ -142,7 +142,7 @@ EnqueueStatus PoolCore::enqueue(TaskNode* node, Admission a, std::chrono::steady
       w->local_level = l;
       w->deque.push(node);
       bump(w->local_in[static_cast<std::size_t>(l)]);
-      ec_.notify_one_after_push();
+      ec_.notify_one_after_publish();
       maybe_spawn();
       return EnqueueStatus::queued;
     }
@@ -206,7 +206,7 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
         ec_.notify_one();  // a shared-list push is not a seq_cst store
       }
     }
-    ec_.notify_one_after_push();
+    ec_.notify_one_after_publish();
     maybe_spawn();
     return EnqueueStatus::queued;
   } else {
@@ -241,12 +241,12 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
 }
 
 void PoolCore::after_publish() {
-  ec_.notify_one();
+  ec_.notify_one_after_publish();
   maybe_spawn();
 }
 
 void PoolCore::maybe_spawn() {
-  // Loads after the notify RMW; see "Thread count" in pool_core.hpp.
+  // Loads after the notification; see "Thread count" in pool_core.hpp.
   // threads_ first: it rarely changes (its cache line stays shared), while idle_ flips with
   // every worker transition; a fixed pool at full size never reads idle_ here.
   if (threads_.load(std::memory_order_seq_cst) >= max_threads_.load(std::memory_order_relaxed)) return;

@@ -10,7 +10,7 @@
 //   - An element is written before the release store of bottom that publishes it; a thief reads
 //     bottom with acquire before the element, so it sees a fully written TaskNode. push() is
 //     only that release store: ordering the push before the pusher's check for sleeping workers
-//     is the wake-up protocol's business (EventCount::notify_one_after_push).
+//     is the wake-up protocol's business (EventCount::notify_one_after_publish).
 //   - The owner's pop stores bottom-1 and then loads top, both seq_cst (the StoreLoad the paper
 //     gets from a fence): a thief that read the old bottom and the owner cannot both take the
 //     last element, because both must win the same CAS on top.
