@@ -552,6 +552,29 @@ TEST_P(PoolTest, GetInsideTaskHelps) {
   EXPECT_EQ(pool.submit([&] { return test::fork_join_fib(pool, 18); }).get(), 2584);
 }
 
+// Invariant: no wake-up is lost. A task pushes a child into its own deque and then blocks without
+// helping until the child has run, so only another worker - asleep by then, every few rounds -
+// can run it: a push that failed to wake a sleeper would hang here (CTest timeout). This is the
+// case an asymmetric fence on the push path must get right (src/pool/membarrier.hpp).
+TEST_P(PoolTest, ChildOfBlockedTaskWakesSleepingWorker) {
+  if (GetParam() < 2) GTEST_SKIP() << "needs a second worker";
+  ThreadPool pool(GetParam());
+  for (int round = 0; round < 300; ++round) {
+    // Real time, not a test clock: the point is to let idle workers finish spinning and park.
+    if (round % 10 == 0) std::this_thread::sleep_for(2ms);
+    pool.submit([&pool] {
+          auto ran = std::make_shared<std::atomic<bool>>(false);  // outlives whichever side ends last
+          pool.post([ran] {
+            ran->store(true);
+            ran->notify_one();
+          });
+          ran->wait(false);  // blocks this worker without helping
+        })
+        .get();
+  }
+  EXPECT_EQ(pool.stats().failed, 0u);
+}
+
 // Invariant: parallel_for runs body exactly once on every index of [first, last), in chunks of
 // at most `grain` that tile the range, whether called from outside or from a task of the pool
 // (where the nested calls must not deadlock even in a one-thread pool).
