@@ -11,7 +11,8 @@
 // comes after it and sees S's RMW (done before the heavy barrier began); if after, P's store is
 // visible to S's load. Either P sees the sleeper or the sleeper sees the task.
 // Availability: registered once per process (kernel >= 4.14). Where the kernel or a sandbox
-// refuses it, asymmetric() is false and callers keep their symmetric seq_cst protocol.
+// refuses it, or TASKPOOL_NO_MEMBARRIER=1 is set in the environment, asymmetric_barriers() is
+// false and callers keep their symmetric protocol (an RMW on the shared word per notification).
 #pragma once
 
 namespace taskpool::detail {
