@@ -203,10 +203,9 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
       } else {
         nodes[i]->set_next(nullptr);
         push_global_chain(l, nodes[i], nodes[i], 1, false);
-        ec_.notify_one();  // a shared-list push is not a seq_cst store
       }
     }
-    ec_.notify_one_after_publish();
+    ec_.notify_one_after_publish();  // for deque pushes and list appends alike
     maybe_spawn();
     return EnqueueStatus::queued;
   } else {
