@@ -202,15 +202,15 @@ void* node_alloc_slow(std::size_t n) {
   NodeCache& k = tl_node_cache;
   if (k.closed) return ::operator new(block_size(c));  // the lists are gone for this thread
   activate(k);
-  // The inline path found the alloc list empty: take our own free list, else a batch from the
-  // depot, else carve the slab, else malloc.
-  NodeCache::Block* b = k.freed[c];
-  if (b != nullptr) {
-    k.freed[c] = nullptr;
-    k.freed_count[c] = 0;
-  } else {
-    b = depot().take(c);
-    if (b == nullptr) {
+  // Usually the inline path found the alloc list empty (a caller built without the inline path
+  // comes here first): take our own free list, else a batch from the depot, else carve the slab,
+  // else malloc.
+  NodeCache::Block* b = k.alloc[c];
+  if (b == nullptr) {
+    if ((b = k.freed[c]) != nullptr) {
+      k.freed[c] = nullptr;
+      k.freed_count[c] = 0;
+    } else if ((b = depot().take(c)) == nullptr) {
       if (void* p = carve(k, c)) return p;
       return ::operator new(block_size(c));
     }
