@@ -128,6 +128,8 @@ class PoolCore {
 
   void worker_main(Worker* w);
   TaskNode* find_task(Worker* w, bool helping = false);
+  // Tasks submitted by a task running on `w` (a bounded pool's capacity already reserved).
+  EnqueueStatus enqueue_internal(Worker* w, TaskNode** nodes, std::size_t n);
   TaskNode* pop_global(Worker* w, int level);
   TaskNode* steal(Worker* w);
   void execute(Worker* w, TaskNode* t, RunContext& ctx);

@@ -130,23 +130,38 @@ void PoolCore::release_capacity(std::size_t n) noexcept {
   }
 }
 
-EnqueueStatus PoolCore::enqueue(TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline) {
-  // Fork/join fast path: one task spawned by a task of this unbounded pool, at the level its deque
-  // holds. The same steps as the internal branch of enqueue_batch, without its generality (about a
-  // fifth of a skynet task's instructions went to that general path).
-  Worker* w = tl_worker;
-  if (!bounded_ && w != nullptr && w->pool == this) {
-    const int l = node->level();
-    if ((l == w->local_level || w->deque.size_approx() == 0) && phase_.load(std::memory_order_acquire) < kCancelling) {
-      bump(w->internal_submitted);  // before the push: see "Idle detection"
-      w->local_level = l;
-      w->deque.push(node);
+// Inlined into both callers: with n == 1 known, enqueue()'s copy is the short fork/join path.
+[[gnu::always_inline]] inline EnqueueStatus PoolCore::enqueue_internal(Worker* w, TaskNode** nodes, std::size_t n) {
+  // Draining still lets running tasks spawn children (they are part of finishing the work).
+  if (phase_.load(std::memory_order_acquire) >= kCancelling) {
+    release_capacity(n);
+    for (std::size_t i = 0; i < n; ++i) nodes[i]->discard(nullptr);
+    throw_closed_or_broken();
+  }
+  bump(w->internal_submitted, n);  // before the push: see "Idle detection"
+  for (std::size_t i = 0; i < n; ++i) {
+    // The deque holds one level at a time (see "Priority policy"); other levels go to the
+    // shared list of their level, where they compete by priority.
+    const int l = nodes[i]->level();
+    if (w->deque.size_approx() == 0) w->local_level = l;
+    if (l == w->local_level) {
+      w->deque.push(nodes[i]);
       bump(w->local_in[static_cast<std::size_t>(l)]);
-      ec_.notify_one_after_publish();
-      maybe_spawn();
-      return EnqueueStatus::queued;
+    } else {
+      nodes[i]->set_next(nullptr);
+      push_global_chain(l, nodes[i], nodes[i], 1, false);
     }
   }
+  ec_.notify_one_after_publish();  // for deque pushes and list appends alike
+  maybe_spawn();
+  return EnqueueStatus::queued;
+}
+
+EnqueueStatus PoolCore::enqueue(TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline) {
+  // Fork/join's path: a task spawned by a task of this unbounded pool skips the batch path's
+  // admission steps (about a fifth of a skynet task's instructions went there).
+  Worker* w = tl_worker;
+  if (!bounded_ && w != nullptr && w->pool == this) return enqueue_internal(w, &node, 1);
   return enqueue_batch(&node, 1, a, deadline);
 }
 
@@ -184,56 +199,31 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
       return st;
     }
   }
-  if (internal) {
-    // Draining still lets running tasks spawn children (they are part of finishing the work).
-    if (phase_.load(std::memory_order_acquire) >= kCancelling) {
-      release_capacity(n);
-      discard_all();
-      throw_closed_or_broken();
-    }
-    bump(w->internal_submitted, n);  // before the push: see "Idle detection"
-    for (std::size_t i = 0; i < n; ++i) {
-      // The deque holds one level at a time (see "Priority policy"); other levels go to the
-      // shared list of their level, where they compete by priority.
-      int l = nodes[i]->level();
-      if (w->deque.size_approx() == 0) w->local_level = l;
-      if (l == w->local_level) {
-        w->deque.push(nodes[i]);
-        bump(w->local_in[static_cast<std::size_t>(l)]);
+  if (internal) return enqueue_internal(w, nodes, n);
+  for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->set_next(nodes[i + 1]);
+  nodes[n - 1]->set_next(nullptr);
+  Level& L = levels_[static_cast<std::size_t>(nodes[0]->level())];
+  {
+    std::lock_guard lk(L.mu);
+    if (closed_.load(std::memory_order_relaxed)) {
+      // fall through below, outside the lock
+    } else {
+      if (L.tail) {
+        L.tail->set_next(nodes[0]);
       } else {
-        nodes[i]->set_next(nullptr);
-        push_global_chain(l, nodes[i], nodes[i], 1, false);
+        L.head = nodes[0];
+        nonempty_.fetch_or(1u << nodes[0]->level(), std::memory_order_release);
       }
+      L.tail = nodes[n - 1];
+      L.size.store(L.size.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+      L.pushed.store(L.pushed.load(std::memory_order_relaxed) + n, std::memory_order_release);
+      n = 0;  // published
     }
-    ec_.notify_one_after_publish();  // for deque pushes and list appends alike
-    maybe_spawn();
-    return EnqueueStatus::queued;
-  } else {
-    for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->set_next(nodes[i + 1]);
-    nodes[n - 1]->set_next(nullptr);
-    Level& L = levels_[static_cast<std::size_t>(nodes[0]->level())];
-    {
-      std::lock_guard lk(L.mu);
-      if (closed_.load(std::memory_order_relaxed)) {
-        // fall through below, outside the lock
-      } else {
-        if (L.tail) {
-          L.tail->set_next(nodes[0]);
-        } else {
-          L.head = nodes[0];
-          nonempty_.fetch_or(1u << nodes[0]->level(), std::memory_order_release);
-        }
-        L.tail = nodes[n - 1];
-        L.size.store(L.size.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-        L.pushed.store(L.pushed.load(std::memory_order_relaxed) + n, std::memory_order_release);
-        n = 0;  // published
-      }
-    }
-    if (n != 0) {
-      release_capacity(n);
-      discard_all();
-      throw_closed_or_broken();
-    }
+  }
+  if (n != 0) {
+    release_capacity(n);
+    discard_all();
+    throw_closed_or_broken();
   }
   after_publish();
   return EnqueueStatus::queued;
