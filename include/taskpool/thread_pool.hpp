@@ -489,8 +489,9 @@ class ThreadPool {
         if (!f) break;
         helpers.push_back(std::move(*f));
       }
-    } catch (const PoolClosed&) {
-    } catch (const BrokenPool&) {
+    } catch (...) {
+      // A shutdown racing with us, or no memory for a node: the helpers already queued refer to
+      // this frame, so we must not unwind past them - the caller runs what they do not.
     }
     work();
     // A helper still queued has nothing left to claim: cancel it instead of waiting for a worker.
