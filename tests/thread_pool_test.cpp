@@ -556,8 +556,10 @@ TEST_P(PoolTest, GetInsideTaskHelps) {
 // helping until the child has run, so only another worker - asleep by then, every few rounds -
 // can run it: a push that failed to wake a sleeper would hang here (CTest timeout). This is the
 // case an asymmetric fence on the push path must get right (src/pool/membarrier.hpp).
-TEST_P(PoolTest, ChildOfBlockedTaskWakesSleepingWorker) {
-  if (GetParam() < 2) GTEST_SKIP() << "needs a second worker";
+class MultiWorkerTest : public ::testing::TestWithParam<std::size_t> {};  // needs a second worker
+INSTANTIATE_TEST_SUITE_P(Threads, MultiWorkerTest, ::testing::Values(2, 4, 8), test::thread_count_name);
+
+TEST_P(MultiWorkerTest, ChildOfBlockedTaskWakesSleepingWorker) {
   ThreadPool pool(GetParam());
   for (int round = 0; round < 300; ++round) {
     // Real time, not a test clock: the point is to let idle workers finish spinning and park.
