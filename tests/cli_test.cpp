@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/test_util.hpp"
-#include "taskpool/store.hpp"
+#include "taskpool/sqlite_store.hpp"
 
 using namespace std::chrono_literals;
 using taskpool::test::eventually;

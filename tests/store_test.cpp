@@ -10,7 +10,7 @@
 
 #include "common/store_fixture.hpp"
 #include "common/test_util.hpp"
-#include "taskpool/store.hpp"
+#include "taskpool/sqlite_store.hpp"
 
 using namespace std::chrono_literals;
 

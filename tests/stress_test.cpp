@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "common/test_util.hpp"
-#include "taskpool/taskpool.hpp"
+#include "taskpool/core.hpp"
 
 namespace taskpool {
 namespace {

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "common/test_util.hpp"
-#include "taskpool/taskpool.hpp"
+#include "taskpool/core.hpp"
 
 using taskpool::test::Arrivals;
 using taskpool::test::Gate;

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "common/test_util.hpp"
-#include "taskpool/taskpool.hpp"
+#include "taskpool/core.hpp"
 
 using namespace std::chrono_literals;
 using taskpool::test::Arrivals;

@@ -87,17 +87,4 @@ class Dispatcher {
   std::shared_ptr<Impl> impl_;
 };
 
-// The built-in "exec" handler. Payload: {"argv": ["prog", "arg", ...], "timeout": "30s",
-// "cwd": "/dir", "env": {"NAME": "value"}}. Runs argv with fork/exec, no shell; the result is
-// {"exit_code": N, "output": "..."} (stdout+stderr, the last 64 KiB). A non-zero exit or a
-// timeout fails the run. The stop token and the timeout kill the process group (SIGTERM, then
-// SIGKILL after 2 s). The child inherits the environment plus the payload's "env", and
-// TASKPOOL_TASK_ID, TASKPOOL_EXEC_TIME (the run's planned time, ms since the epoch) and
-// TASKPOOL_ATTEMPT.
-Handler exec_handler();
-
-// Parses "250ms", "30s", "5m", "2h", "1d" (and combinations like "1h30m"). Throws
-// std::invalid_argument naming the text.
-std::chrono::milliseconds parse_duration(std::string_view text);
-
 }  // namespace taskpool

@@ -1,4 +1,5 @@
-// taskpool/store.hpp — the durable task table: TaskStore (interface) and its SQLite implementation.
+// taskpool/store.hpp — the durable task table: the backend-neutral TaskStore interface and its
+// value types. Backends: taskpool/sqlite_store.hpp (embedded SQLite).
 //
 // A task row keeps the origin notes' field names (creator_id, group_id, task_type, by_plugin,
 // exec_task, payload, create_time, exec_time, task_status, task_level, report_user_id,
@@ -23,6 +24,8 @@
 #include <vector>
 
 #include "taskpool/errors.hpp"
+#include "taskpool/options.hpp"
+#include "taskpool/time_text.hpp"
 
 namespace taskpool {
 
@@ -36,7 +39,10 @@ std::string_view to_string(TaskStatus s) noexcept;
 // nullopt for anything but the five status names.
 std::optional<TaskStatus> parse_task_status(std::string_view s) noexcept;
 
-using wall_time = std::chrono::system_clock::time_point;
+// task_level range: a task runs on the pool at Priority{task_level}, so the two ranges are one.
+inline constexpr int kMinTaskLevel = 0;
+inline constexpr int kMaxTaskLevel = kPriorityLevels - 1;
+static_assert(kMinTaskLevel == 0 && kMaxTaskLevel == 9, "schema CHECKs and docs/schema.md say task_level 0..9");
 
 // A task to insert. Empty report ids mean "report to the creator / the creator's group".
 struct NewTask {
@@ -44,7 +50,7 @@ struct NewTask {
   std::string exec_task;         // handler name; empty = task_type (the origin's records leave it empty)
   std::string payload = "{}";    // JSON text: the handler's arguments
   std::optional<wall_time> exec_time;  // default: now
-  int task_level = 5;            // 0..9, higher first among due tasks
+  int task_level = 5;            // kMinTaskLevel..kMaxTaskLevel, higher first among due tasks
   std::string report_user_id, report_group_id;
   std::optional<std::chrono::milliseconds> repeat_every;  // null: one-shot
   int max_attempts = 1;          // >= 1; failures are retried with backoff up to this many runs
@@ -154,17 +160,5 @@ class TaskStore {
   virtual std::size_t prune(std::chrono::milliseconds retention) = 0;
   virtual StoreStats stats() = 0;
 };
-
-struct SqliteOptions {
-  std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
-  bool create = true;  // create the file and schema if missing
-};
-
-// Opens (and migrates) a taskpool database. Throws StoreError for a file that is not a taskpool
-// database, a newer schema, or an unusable file.
-std::unique_ptr<TaskStore> open_sqlite_store(const std::string& path, const SqliteOptions& opts = {});
-
-// Current schema version written by this library.
-inline constexpr int kSchemaVersion = 2;
 
 }  // namespace taskpool

@@ -11,7 +11,7 @@
 #include <iterator>
 #include <thread>
 
-#include "cli/records.hpp"
+#include "store/records.hpp"
 #include "taskpool/taskpool.hpp"
 
 namespace {
@@ -198,11 +198,11 @@ int main(int argc, char** argv) {
           if (o->count() > 0 && o->get_name() != "--json" && o->get_name() != "--db" && o->get_name() != "--unique" &&
               o->get_name() != "--help")
             throw UsageError("--json cannot be combined with " + o->get_name());
-        tasks = cli::tasks_from_text(json_in == "-" ? read_all(std::cin) : json_in);
+        tasks = records::tasks_from_text(json_in == "-" ? read_all(std::cin) : json_in);
       } else {
         if (!payload.empty()) nt.payload = payload;
         if (!at.empty() && !in.empty()) throw UsageError("--at and --in exclude each other");
-        if (!at.empty()) nt.exec_time = cli::parse_time(at);
+        if (!at.empty()) nt.exec_time = parse_time(at);
         if (!in.empty()) nt.exec_time = std::chrono::system_clock::now() + parse_duration(in);
         if (!every.empty()) nt.repeat_every = parse_duration(every);
         tasks.push_back(nt);
@@ -224,10 +224,10 @@ int main(int argc, char** argv) {
       }
       for (auto& r : store->list(q)) {
         if (as_json) {
-          std::printf("%s\n", cli::to_json(r).dump().c_str());
+          std::printf("%s\n", records::to_json(r).dump().c_str());
         } else {
           std::printf("%-6lld %-9s L%d %s  %-16s %s\n", static_cast<long long>(r.id), std::string(to_string(r.status)).c_str(),
-                      r.task_level, cli::format_time(r.exec_time).c_str(), r.handler().c_str(), r.creator_id.c_str());
+                      r.task_level, format_time(r.exec_time).c_str(), r.handler().c_str(), r.creator_id.c_str());
         }
       }
       return 0;
@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
     if (show_cmd->parsed()) {
       auto r = store->get(parse_id(id_text));
       if (!r) throw UsageError("no task " + id_text);
-      std::printf("%s\n", cli::to_json(*r).dump(2).c_str());
+      std::printf("%s\n", records::to_json(*r).dump(2).c_str());
       return 0;
     }
     auto need = [&](bool ok, const std::string& what) {
@@ -249,7 +249,7 @@ int main(int argc, char** argv) {
     if (retry_cmd->parsed()) return need(store->retry(parse_id(id_text)), "is not finished (or does not exist, or its unique key is live)");
     if (extend_cmd->parsed()) {
       if (by.empty() && to.empty()) throw UsageError("extend needs --by DURATION or --to TIME");
-      bool ok = by.empty() ? store->reschedule(parse_id(id_text), cli::parse_time(to))
+      bool ok = by.empty() ? store->reschedule(parse_id(id_text), parse_time(to))
                            : store->extend(parse_id(id_text), parse_duration(by));
       return need(ok, "is not waiting (or does not exist)");
     }
@@ -258,7 +258,7 @@ int main(int argc, char** argv) {
       if (as_json) {
         nlohmann::json j = {{"waiting", s.waiting}, {"running", s.running}, {"done", s.done}, {"failed", s.failed},
                             {"cancelled", s.cancelled}, {"unacked_reports", s.unacked_reports}};
-        j["next_due"] = s.next_due ? nlohmann::json(cli::format_time(*s.next_due)) : nlohmann::json();
+        j["next_due"] = s.next_due ? nlohmann::json(format_time(*s.next_due)) : nlohmann::json();
         std::printf("%s\n", j.dump().c_str());
       } else {
         std::printf("waiting %lld  running %lld  done %lld  failed %lld  cancelled %lld  unacked reports %lld\n",
@@ -272,7 +272,7 @@ int main(int argc, char** argv) {
       auto rs = store->reports(!all, limit);
       std::vector<std::int64_t> ids;
       for (auto& r : rs) {
-        std::printf("%s\n", cli::to_json(r).dump().c_str());
+        std::printf("%s\n", records::to_json(r).dump().c_str());
         ids.push_back(r.id);
       }
       if (ack) store->ack_reports(ids);

@@ -339,36 +339,4 @@ Dispatcher::Stats Dispatcher::stats() const {
 }
 const std::string& Dispatcher::owner() const { return impl_->opts.owner; }
 
-std::chrono::milliseconds parse_duration(std::string_view text) {
-  auto bad = [&] {
-    return std::invalid_argument("bad duration '" + std::string(text) + "': use e.g. 250ms, 30s, 5m, 2h, 1d");
-  };
-  if (text.empty()) throw bad();
-  std::int64_t total = 0;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    std::size_t j = i;
-    std::int64_t n = 0;
-    while (j < text.size() && text[j] >= '0' && text[j] <= '9') {
-      n = n * 10 + (text[j] - '0');
-      if (n > 1'000'000'000) throw bad();
-      ++j;
-    }
-    if (j == i) throw bad();
-    std::size_t k = j;
-    while (k < text.size() && ((text[k] >= 'a' && text[k] <= 'z'))) ++k;
-    std::string_view unit = text.substr(j, k - j);
-    std::int64_t ms;
-    if (unit == "ms") ms = 1;
-    else if (unit == "s" || (unit.empty() && k == text.size() && i == 0)) ms = 1000;  // a bare number is seconds
-    else if (unit == "m" || unit == "min") ms = 60'000;
-    else if (unit == "h") ms = 3'600'000;
-    else if (unit == "d") ms = 86'400'000;
-    else throw bad();
-    total += n * ms;
-    i = k;
-  }
-  return std::chrono::milliseconds(total);
-}
-
 }  // namespace taskpool

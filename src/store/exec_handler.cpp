@@ -14,7 +14,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "taskpool/dispatcher.hpp"
+#include "taskpool/exec_handler.hpp"
+#include "taskpool/time_text.hpp"
 
 extern char** environ;
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/test_util.hpp"
-#include "taskpool/store.hpp"
+#include "taskpool/sqlite_store.hpp"
 
 namespace taskpool::test {
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <utility>
 
-#include "taskpool/store.hpp"
+#include "taskpool/sqlite_store.hpp"
 
 namespace taskpool::store {
 

@@ -1,23 +1,14 @@
-#include "cli/records.hpp"
+// src/store/records.cpp — see records.hpp.
+#include "store/records.hpp"
 
 #include <ctime>
 #include <sstream>
 
-#include "taskpool/dispatcher.hpp"
 
-namespace taskpool::cli {
+namespace taskpool::records {
 
 namespace {
 [[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
-
-int digits(const std::string& s, std::size_t& i, int n, const char* what) {
-  int v = 0;
-  for (int k = 0; k < n; ++k, ++i) {
-    if (i >= s.size() || s[i] < '0' || s[i] > '9') bad(std::string("bad time '") + s + "': expected " + what);
-    v = v * 10 + (s[i] - '0');
-  }
-  return v;
-}
 
 // Ids may be numbers or strings; "" (and the origin's 0 / -1 for report targets) mean unset.
 std::string id_field(const nlohmann::json& v, const char* name, bool report_target) {
@@ -31,66 +22,6 @@ std::string id_field(const nlohmann::json& v, const char* name, bool report_targ
   bad(std::string(name) + " must be a string or an integer");
 }
 }  // namespace
-
-wall_time parse_time(const std::string& text) {
-  if (text.empty()) bad("bad time '': empty");
-  if (text.find_first_not_of("0123456789") == std::string::npos) {
-    if (text.size() > 12) bad("bad time '" + text + "': epoch seconds out of range");
-    return wall_time(std::chrono::seconds(std::stoll(text)));
-  }
-  std::size_t i = 0;
-  std::tm tm{};
-  tm.tm_year = digits(text, i, 4, "YYYY-MM-DD HH:MM:SS") - 1900;
-  if (i >= text.size() || text[i++] != '-') bad("bad time '" + text + "': expected YYYY-MM-DD HH:MM:SS");
-  tm.tm_mon = digits(text, i, 2, "a month") - 1;
-  if (i >= text.size() || text[i++] != '-') bad("bad time '" + text + "': expected YYYY-MM-DD HH:MM:SS");
-  tm.tm_mday = digits(text, i, 2, "a day");
-  if (i >= text.size() || (text[i] != ' ' && text[i] != 'T')) bad("bad time '" + text + "': expected a time after the date");
-  ++i;
-  tm.tm_hour = digits(text, i, 2, "an hour");
-  if (i >= text.size() || text[i++] != ':') bad("bad time '" + text + "': expected HH:MM:SS");
-  tm.tm_min = digits(text, i, 2, "minutes");
-  if (i >= text.size() || text[i++] != ':') bad("bad time '" + text + "': expected HH:MM:SS");
-  tm.tm_sec = digits(text, i, 2, "seconds");
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-    bad("bad time '" + text + "': a field is out of range");
-  long long ms = 0;
-  if (i < text.size() && text[i] == '.') {
-    ++i;
-    int scale = 100;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      ms += (text[i] - '0') * scale;
-      scale /= 10;
-      ++i;
-    }
-  }
-  std::time_t secs;
-  if (i == text.size()) {
-    tm.tm_isdst = -1;  // local time, DST as the zone says
-    secs = std::mktime(&tm);
-  } else if (text[i] == 'Z' && i + 1 == text.size()) {
-    secs = timegm(&tm);
-  } else if ((text[i] == '+' || text[i] == '-') && (text.size() - i == 6 || text.size() - i == 5)) {
-    int sign = text[i] == '-' ? -1 : 1;
-    ++i;
-    int oh = digits(text, i, 2, "an offset hour");
-    if (i < text.size() && text[i] == ':') ++i;
-    int om = digits(text, i, 2, "offset minutes");
-    secs = timegm(&tm) - sign * (oh * 3600 + om * 60);
-  } else {
-    bad("bad time '" + text + "': unexpected text after the time");
-  }
-  return wall_time(std::chrono::seconds(secs)) + std::chrono::milliseconds(ms);
-}
-
-std::string format_time(wall_time t) {
-  std::time_t s = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  localtime_r(&s, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 
 NewTask task_from_json(const nlohmann::json& j) {
   if (!j.is_object()) bad("a task record must be a JSON object");
@@ -120,9 +51,9 @@ NewTask task_from_json(const nlohmann::json& j) {
       if (!parse_task_status(s)) bad("unknown task_status '" + s + "'");
       if (s != "waiting") bad("task_status of a new task must be 'waiting', not '" + s + "'");
     } else if (k == "task_level") {
-      if (!v.is_number_integer()) bad("task_level must be an integer 0..9");
+      if (!v.is_number_integer()) bad("task_level must be an integer " + std::to_string(kMinTaskLevel) + ".." + std::to_string(kMaxTaskLevel));
       auto n = v.get<long long>();
-      if (n < 0 || n > 9) bad("task_level " + std::to_string(n) + " is outside 0..9");
+      if (n < kMinTaskLevel || n > kMaxTaskLevel) bad("task_level " + std::to_string(n) + " is outside " + std::to_string(kMinTaskLevel) + ".." + std::to_string(kMaxTaskLevel));
       t.task_level = static_cast<int>(n);
     } else if (k == "payload") {
       t.payload = v.is_string() ? v.get<std::string>() : v.dump();
@@ -210,4 +141,4 @@ nlohmann::json to_json(const Report& r) {
   return j;
 }
 
-}  // namespace taskpool::cli
+}  // namespace taskpool::records

@@ -1,4 +1,6 @@
-// src/cli/records.hpp — turning command-line and JSON input into NewTask (private to the CLI).
+// src/store/records.hpp — the task record mapping: JSON <-> NewTask / TaskRecord / Report.
+// Part of the store layer, shared by the command and the HTTP API (the one place that knows the
+// record format's field names); internal to taskpool (its API uses nlohmann::json).
 //
 // Origin records (../shared/origin notes) are accepted as they are: `//` comment lines, ""
 // for unset ids, numbers or strings for ids, "2021-11-26 10:13:14" times (local time unless an
@@ -11,13 +13,9 @@
 #include <vector>
 
 #include "taskpool/store.hpp"
+#include "taskpool/time_text.hpp"
 
-namespace taskpool::cli {
-
-// "2021-11-26 10:13:14" (local), "2021-11-26T10:13:14+08:00", "...Z", fractional seconds,
-// or an integer number of seconds since the epoch.
-wall_time parse_time(const std::string& text);
-std::string format_time(wall_time t);  // local time, "YYYY-MM-DD HH:MM:SS"
+namespace taskpool::records {
 
 // One origin-style record (a JSON object) -> NewTask.
 NewTask task_from_json(const nlohmann::json& j);
@@ -27,4 +25,4 @@ std::vector<NewTask> tasks_from_text(const std::string& text);
 nlohmann::json to_json(const TaskRecord& r);
 nlohmann::json to_json(const Report& r);
 
-}  // namespace taskpool::cli
+}  // namespace taskpool::records

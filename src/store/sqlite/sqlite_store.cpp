@@ -22,26 +22,10 @@
 #include <mutex>
 #include <random>
 
-#include "store/sqlite.hpp"
+#include "store/sqlite/sqlite.hpp"
+#include "store/task_rules.hpp"
 
 namespace taskpool {
-
-std::string_view to_string(TaskStatus s) noexcept {
-  switch (s) {
-    case TaskStatus::waiting: return "waiting";
-    case TaskStatus::running: return "running";
-    case TaskStatus::done: return "done";
-    case TaskStatus::failed: return "failed";
-    case TaskStatus::cancelled: return "cancelled";
-  }
-  return "waiting";
-}
-
-std::optional<TaskStatus> parse_task_status(std::string_view s) noexcept {
-  for (TaskStatus t : {TaskStatus::waiting, TaskStatus::running, TaskStatus::done, TaskStatus::failed, TaskStatus::cancelled})
-    if (to_string(t) == s) return t;
-  return std::nullopt;
-}
 
 namespace store {
 namespace {
@@ -171,7 +155,7 @@ class SqliteTaskStore final : public TaskStore {
 
   std::int64_t add(const NewTask& t) override {
     std::lock_guard lk(mu_);
-    validate(t);
+    validate_locked(t);
     Tx tx(*this);
     std::int64_t id = insert_locked(t, now_ms());
     tx.commit();
@@ -180,7 +164,7 @@ class SqliteTaskStore final : public TaskStore {
 
   std::vector<std::int64_t> add_batch(const std::vector<NewTask>& ts) override {
     std::lock_guard lk(mu_);
-    for (const NewTask& t : ts) validate(t);
+    for (const NewTask& t : ts) validate_locked(t);
     Tx tx(*this);
     std::vector<std::int64_t> ids;
     ids.reserve(ts.size());
@@ -260,7 +244,7 @@ class SqliteTaskStore final : public TaskStore {
     // Highest level first; within a level, earliest exec_time then id: one index range per level.
     std::string ids = "[";
     std::size_t picked = 0;
-    for (int level = 9; level >= 0 && picked < limit; --level) {
+    for (int level = kMaxTaskLevel; level >= kMinTaskLevel && picked < limit; --level) {
       StmtScope s(stmts_.due_ids);
       s->bind(1, level).bind(2, now).bind(3, static_cast<std::int64_t>(limit - picked));
       while (s->step()) {
@@ -585,13 +569,8 @@ class SqliteTaskStore final : public TaskStore {
     return true;
   }
 
-  void validate(const NewTask& t) {
-    if (t.task_level < 0 || t.task_level > 9)
-      throw std::invalid_argument("task_level " + std::to_string(t.task_level) + " is outside 0..9");
-    if (t.max_attempts < 1) throw std::invalid_argument("max_attempts must be at least 1");
-    if (t.repeat_every && t.repeat_every->count() <= 0) throw std::invalid_argument("repeat_every must be positive");
-    if (t.exec_task.empty() && t.task_type.empty())
-      throw std::invalid_argument("a task needs exec_task (its handler) or task_type");
+  void validate_locked(const NewTask& t) {
+    store::validate(t);
     StmtScope s(stmts_.json_valid);
     s->bind(1, t.payload);
     if (!s->step() || s->i64(0) != 1) throw std::invalid_argument("payload is not valid JSON");
@@ -632,26 +611,14 @@ class SqliteTaskStore final : public TaskStore {
 
   void write_report_locked(const TaskRecord& t, TaskStatus status, const std::optional<std::string>& result,
                            const std::optional<std::string>& error, std::int64_t now) {
-    // Unset report targets mean the creator (the origin's rule).
     StmtScope s(stmts_.report);
-    s->bind(1, t.id).bind(2, t.report_user_id.empty() ? t.creator_id : t.report_user_id);
-    s->bind(3, t.report_group_id.empty() ? t.group_id : t.report_group_id).bind(4, to_string(status));
+    s->bind(1, t.id).bind(2, report_user(t)).bind(3, report_group(t)).bind(4, to_string(status));
     s->bind(5, result).bind(6, error).bind(7, now).run();
   }
 
-  static std::int64_t next_slot(std::int64_t slot, std::int64_t every, std::int64_t now) {
-    std::int64_t next = slot + every;
-    if (next <= now) next = slot + ((now - slot) / every + 1) * every;  // missed slots are skipped
-    return next;
-  }
-
   std::int64_t backoff(int attempts, const RetryPolicy& p) {
-    double d = static_cast<double>(p.base.count());
-    for (int i = 1; i < attempts && d < static_cast<double>(p.max.count()); ++i) d *= 2;
-    d = std::min(d, static_cast<double>(p.max.count()));
     std::uniform_real_distribution<double> u(-1.0, 1.0);
-    d *= 1.0 + p.jitter * u(rng_);
-    return std::max<std::int64_t>(0, static_cast<std::int64_t>(d));
+    return backoff_ms(attempts, p, u(rng_));
   }
 
   struct Statements {

@@ -1,4 +1,5 @@
-#include <taskpool/taskpool.hpp>
+// A downstream program using the executor alone: taskpool/core.hpp and taskpool::core.
+#include <taskpool/core.hpp>
 
 #include <cstdio>
 

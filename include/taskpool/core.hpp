@@ -1,0 +1,12 @@
+// taskpool/core.hpp — the executor alone: the pool, futures, the completion queue, task groups
+// and timers. Needs only threads (CMake: link taskpool::core; no SQLite anywhere).
+#pragma once
+
+#include "taskpool/clock.hpp"
+#include "taskpool/completion_queue.hpp"
+#include "taskpool/errors.hpp"
+#include "taskpool/future.hpp"
+#include "taskpool/options.hpp"
+#include "taskpool/scheduler.hpp"
+#include "taskpool/task_group.hpp"
+#include "taskpool/thread_pool.hpp"

@@ -1,0 +1,28 @@
+// taskpool/time_text.hpp — the text forms of times and durations that the task table's
+// command, its record format and its HTTP API accept and print. One home for each parser, so
+// every entry point accepts the same forms and refuses the same mistakes.
+//
+// Thread-safety: every function is reentrant. Blocking: none (parse_time and format_time read
+// the process's local time zone through the C library).
+// Errors: bad text throws std::invalid_argument with a one-line message naming the text.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace taskpool {
+
+using wall_time = std::chrono::system_clock::time_point;
+
+// "250ms", "30s", "5m", "2h", "1d" and sums like "1h30m"; a bare number is seconds.
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+// "2021-11-26 10:13:14" (local time), "2021-11-26T10:13:14+08:00", "...Z", optional fractional
+// seconds, or an integer number of seconds since the epoch.
+wall_time parse_time(std::string_view text);
+
+// Local time, "YYYY-MM-DD HH:MM:SS".
+std::string format_time(wall_time t);
+
+}  // namespace taskpool

@@ -1,0 +1,30 @@
+// src/store/task_rules.hpp — the task table's rules that do not depend on a backend: what a
+// valid NewTask is, the retry backoff, a repeating task's next grid slot, whom a report goes to.
+// Every TaskStore backend applies these, so the stores agree on every row they write.
+//
+// Thread-safety: pure functions. Errors: validate() throws std::invalid_argument naming the field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "taskpool/store.hpp"
+
+namespace taskpool::store {
+
+// Throws std::invalid_argument (one line, naming the field) for a task no store may accept.
+void validate(const NewTask& t);
+
+// The next grid slot of a repeating task after `now`: slot + k * every for the smallest k >= 1
+// with a result > now (missed slots are skipped, never run in a burst). Times in ms.
+std::int64_t next_slot(std::int64_t slot, std::int64_t every, std::int64_t now);
+
+// Retry delay after the `attempts`-th failed run: min(max, base * 2^(attempts-1)), scaled by
+// (1 + jitter * u) for u in [-1, 1] (the caller draws u). In ms, never negative.
+std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u);
+
+// Unset report targets mean the creator and the creator's group (the origin's rule).
+inline const std::string& report_user(const TaskRecord& t) { return t.report_user_id.empty() ? t.creator_id : t.report_user_id; }
+inline const std::string& report_group(const TaskRecord& t) { return t.report_group_id.empty() ? t.group_id : t.report_group_id; }
+
+}  // namespace taskpool::store
