@@ -1,0 +1,100 @@
+// tests/common/cli_fixture.hpp — drives the real `taskpool` binary (TASKPOOL_CLI_PATH, set by
+// tests/CMakeLists.txt) for end-to-end tests: one-shot commands, and `serve` daemons started as
+// child processes whose log goes to serve.log in the test's directory.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/test_util.hpp"
+#include "taskpool/sqlite_store.hpp"
+
+namespace taskpool::test {
+
+struct CliResult {
+  int rc;
+  std::string out, err;
+};
+
+inline std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_ = tmp_.file("tasks.db");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  CliResult cli(const std::vector<std::string>& args, const std::string& input = "") {
+    std::string cmd = quote(TASKPOOL_CLI_PATH);
+    for (auto& a : args) cmd += " " + quote(a);
+    auto in = dir_ / "stdin.txt", err = dir_ / "stderr.txt";
+    std::ofstream(in) << input;
+    if (std::find(args.begin(), args.end(), "--db") == args.end()) cmd += " --db " + quote(db_);
+    cmd += " < " + quote(in.string()) + " 2> " + quote(err.string());
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[4096];
+    while (std::size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    int status = pclose(p);
+    std::ifstream e(err);
+    std::stringstream es;
+    es << e.rdbuf();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, es.str()};
+  }
+
+  pid_t serve(const std::vector<std::string>& extra = {}) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open((dir_ / "serve.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      std::vector<std::string> args{TASKPOOL_CLI_PATH, "serve", "--db", db_, "--poll", "50ms", "--threads", "2"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    ++serves_;
+    return pid;
+  }
+  // Waits until the latest daemon reported it is serving (its signal handling is in place).
+  bool serving() {
+    return taskpool::test::eventually([&] {
+      std::ifstream log(dir_ / "serve.log");
+      std::string line;
+      int n = 0;
+      while (std::getline(log, line)) n += line.find("serving") != std::string::npos;
+      return n >= serves_;
+    });
+  }
+  int serves_ = 0;
+  static int wait_exit(pid_t pid) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  std::unique_ptr<taskpool::TaskStore> store() { return taskpool::open_sqlite_store(db_); }
+
+  taskpool::test::TempDir tmp_;
+  const std::filesystem::path& dir_ = tmp_.path();
+  std::string db_;
+};
+
+}  // namespace taskpool::test
