@@ -17,4 +17,8 @@ namespace taskpool {
 
 Handler exec_handler();
 
+// Checks an exec payload as the handler will read it, so a bad one is refused when the task is
+// added, not when it runs. Throws std::invalid_argument with a one-line message naming the field.
+void validate_exec_payload(std::string_view payload);
+
 }  // namespace taskpool

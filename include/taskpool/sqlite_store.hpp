@@ -15,7 +15,8 @@ namespace taskpool {
 
 struct SqliteOptions {
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
-  bool create = true;  // create the file and schema if missing
+  bool create = true;      // create the file and schema if missing
+  bool read_only = false;  // open without writing (a read-only file or directory can still be read)
 };
 
 // Opens (and migrates) a taskpool database. Throws StoreError for a file that is not a taskpool

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,12 @@ inline constexpr int kMinTaskLevel = 0;
 inline constexpr int kMaxTaskLevel = kPriorityLevels - 1;
 static_assert(kMinTaskLevel == 0 && kMaxTaskLevel == 9, "schema CHECKs and docs/schema.md say task_level 0..9");
 
+// Which runs write a report (the outbox the application reads). Unset: every run of a one-shot
+// task, failed runs of a repeating one (a 3-second job must not write 1,200 reports an hour).
+enum class ReportOn { always, failure, never };
+std::string_view to_string(ReportOn r) noexcept;
+std::optional<ReportOn> parse_report_on(std::string_view s) noexcept;  // "always" | "failure" | "never"
+
 // A task to insert. Empty report ids mean "report to the creator / the creator's group".
 struct NewTask {
   std::string creator_id, group_id, task_type, by_plugin;
@@ -55,6 +62,7 @@ struct NewTask {
   std::optional<std::chrono::milliseconds> repeat_every;  // null: one-shot
   int max_attempts = 1;          // >= 1; failures are retried with backoff up to this many runs
   std::string unique_key;        // non-empty: upsert the live task with this key
+  std::optional<ReportOn> report_on;
 };
 
 struct TaskRecord {
@@ -68,6 +76,7 @@ struct TaskRecord {
   int attempts = 0, max_attempts = 1;
   std::optional<std::string> last_error, result, unique_key, lease_owner;
   std::optional<wall_time> lease_until;
+  std::optional<ReportOn> report_on;
   // The handler that runs it: exec_task, or task_type when exec_task is empty.
   const std::string& handler() const noexcept { return exec_task.empty() ? task_type : exec_task; }
 };
@@ -117,7 +126,19 @@ class TaskStore {
   // All in one transaction: every task is stored, or (on any error) none.
   virtual std::vector<std::int64_t> add_batch(const std::vector<NewTask>& ts) = 0;
   virtual std::optional<TaskRecord> get(std::int64_t id) = 0;
-  virtual std::vector<TaskRecord> list(const ListQuery& q) = 0;
+  // Calls each(row) for the rows q selects, in id order, streaming: memory stays flat whatever
+  // q.limit is. each returns false to stop early. The store's lock is held while it runs, so
+  // each must not call back into the store.
+  virtual void scan(const ListQuery& q, const std::function<bool(const TaskRecord&)>& each) = 0;
+  // scan() collected into a vector.
+  std::vector<TaskRecord> list(const ListQuery& q) {
+    std::vector<TaskRecord> out;
+    scan(q, [&](const TaskRecord& r) {
+      out.push_back(r);
+      return true;
+    });
+    return out;
+  }
 
   // waiting -> cancelled (a running task is cancelled when its run ends). False if finished.
   virtual bool cancel(std::int64_t id) = 0;

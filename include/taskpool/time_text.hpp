@@ -15,6 +15,18 @@ namespace taskpool {
 
 using wall_time = std::chrono::system_clock::time_point;
 
+// The range of times a task may carry, and of the durations added to them: every entry point
+// (command, records, C++ API, HTTP) refuses what lies outside, so no sum of a valid time and a
+// valid duration overflows system_clock (nanoseconds since 1970, good until 2262).
+inline constexpr wall_time kMinTime{};                                                    // 1970-01-01T00:00:00Z
+inline constexpr wall_time kMaxTime{std::chrono::seconds(7'258'118'400)};                 // 2200-01-01T00:00:00Z
+inline constexpr std::chrono::milliseconds kMaxDuration{std::chrono::hours(24 * 18'250)};  // 50 years
+
+// Throw std::invalid_argument naming `field` when t is outside [kMinTime, kMaxTime), or d
+// outside [0, kMaxDuration].
+void check_time(wall_time t, std::string_view field);
+void check_duration(std::chrono::milliseconds d, std::string_view field);
+
 // "250ms", "30s", "5m", "2h", "1d" and sums like "1h30m"; a bare number is seconds.
 std::chrono::milliseconds parse_duration(std::string_view text);
 

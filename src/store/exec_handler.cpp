@@ -163,6 +163,8 @@ void complete_env(Spec& s, const TaskRecord& t) {
 
 }  // namespace
 
+void validate_exec_payload(std::string_view payload) { parse_spec(std::string(payload)); }
+
 Handler exec_handler() {
   return [](const TaskContext& c) {
     Spec s = parse_spec(c.task.payload);

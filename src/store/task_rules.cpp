@@ -23,6 +23,21 @@ std::optional<TaskStatus> parse_task_status(std::string_view s) noexcept {
   return std::nullopt;
 }
 
+std::string_view to_string(ReportOn r) noexcept {
+  switch (r) {
+    case ReportOn::always: return "always";
+    case ReportOn::failure: return "failure";
+    case ReportOn::never: return "never";
+  }
+  return "always";
+}
+
+std::optional<ReportOn> parse_report_on(std::string_view s) noexcept {
+  for (ReportOn r : {ReportOn::always, ReportOn::failure, ReportOn::never})
+    if (to_string(r) == s) return r;
+  return std::nullopt;
+}
+
 namespace store {
 
 void validate(const NewTask& t) {

@@ -21,6 +21,16 @@ int digits(const std::string& s, std::size_t& i, int n, const char* what) {
 
 }  // namespace
 
+void check_time(wall_time t, std::string_view field) {
+  if (t < kMinTime || t >= kMaxTime)
+    throw std::invalid_argument(std::string(field) + " is outside the supported range 1970-01-01 .. 2199-12-31 (UTC)");
+}
+
+void check_duration(std::chrono::milliseconds d, std::string_view field) {
+  if (d.count() < 0 || d > kMaxDuration)
+    throw std::invalid_argument(std::string(field) + " is outside the supported range 0 .. 18250d (50 years)");
+}
+
 std::chrono::milliseconds parse_duration(std::string_view text) {
   auto bad = [&] {
     return std::invalid_argument("bad duration '" + std::string(text) + "': use e.g. 250ms, 30s, 5m, 2h, 1d");

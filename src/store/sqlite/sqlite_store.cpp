@@ -179,7 +179,7 @@ class SqliteTaskStore final : public TaskStore {
     return get_locked(id);
   }
 
-  std::vector<TaskRecord> list(const ListQuery& q) override {
+  void scan(const ListQuery& q, const std::function<bool(const TaskRecord&)>& each) override {
     std::lock_guard lk(mu_);
     StmtScope s(stmts_.list);
     if (q.status) {
@@ -188,9 +188,8 @@ class SqliteTaskStore final : public TaskStore {
       s->bind_null(1);
     }
     s->bind(2, static_cast<std::int64_t>(q.limit));
-    std::vector<TaskRecord> out;
-    while (s->step()) out.push_back(read_record(*s));
-    return out;
+    while (s->step())
+      if (!each(read_record(*s))) break;
   }
 
   bool cancel(std::int64_t id) override {
