@@ -13,6 +13,8 @@ TASKPOOL_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtbb-dev libboost-dev libthread-pool-dev nlohmann-json3-dev
 )
+# scripts/test only: the Clang build (thread-safety analysis) and the libFuzzer targets.
+TASKPOOL_TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 
 install_packages() {
   local missing=()
