@@ -20,6 +20,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "taskpool/detail/thread_annotations.hpp"
 #include "taskpool/scheduler.hpp"
 #include "timer/timer_heap.hpp"
 
@@ -47,7 +48,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   void close() {
     std::vector<TimerNode*> nodes;
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       if (!closed_) {
         closed_ = true;
         wake_ = true;
@@ -59,7 +60,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     }
     cv_.notify_all();
     {
-      std::lock_guard jl(join_mu_);
+      MutexLock jl(join_mu_);
       if (thread_.joinable()) {
         thread_.join();
         clock_.unsubscribe(clock_sub_);
@@ -76,7 +77,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   void insert(TimerNode* n, bool debounced) {
     TimerNode* replaced = nullptr;
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       if (closed_) throw PoolClosed();
       if (debounced) {
         auto it = keyed_.find(n->key);
@@ -104,7 +105,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   bool cancel(TimerNode* n) {
     bool in_heap, was_active = true;
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       in_heap = heap_.contains(n);
       if (in_heap) remove_locked(n);
       unkey_locked(n);
@@ -119,7 +120,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   }
 
   bool reschedule(TimerNode* n, steady_time t, std::optional<std::chrono::system_clock::time_point> wall) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!heap_.contains(n)) return false;
     if (n->wall) --wall_count_;
     n->wall = wall.has_value();
@@ -135,7 +136,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   }
 
   bool extend(TimerNode* n, std::chrono::steady_clock::duration d) {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!heap_.contains(n)) return false;
     n->due += d;
     if (n->wall) n->wall_due += std::chrono::duration_cast<std::chrono::system_clock::duration>(d);
@@ -146,18 +147,18 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   }
 
   std::optional<steady_time> next_run(TimerNode* n) const {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     if (!heap_.contains(n)) return std::nullopt;
     return n->due;
   }
 
   bool active(TimerNode* n) const {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     return n->periodic ? !n->finished : !n->state().is_ready();
   }
 
   std::size_t pending() const {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     return heap_.size();
   }
 
@@ -168,7 +169,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     std::vector<TimerNode*> due;
     steady_time next = steady_time::max();
     try {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       if (closed_) return next;
       while (!heap_.empty() && heap_.top()->due <= now) {
         TimerNode* n = heap_.top();
@@ -188,14 +189,14 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     if (!n->periodic) {
       n->run_once();
       {
-        std::lock_guard lk(mu_);
+        MutexLock lk(mu_);
         unkey_locked(n);
       }
       n->state().release();
       return;
     }
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       if (n->finished) {
         n->state().release();
         return;
@@ -207,7 +208,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     const steady_time t = clock_.now();
     bool fail_series = false, keep = false;
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       n->in_run = false;
       if (err && n->stop_on_error && !n->finished) {
         n->finished = true;
@@ -232,7 +233,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   // A ticket that never ran: the pool refused or dropped it.
   void abandon(TimerNode* n) {
     {
-      std::lock_guard lk(mu_);
+      MutexLock lk(mu_);
       unkey_locked(n);
       n->finished = true;
     }
@@ -271,7 +272,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
 
   // fixed_rate: a run that started late covers every grid point up to its start; grid points
   // that pass while it runs are coalesced into one run at its end.
-  void plan_next_locked(TimerNode* n, steady_time started_at, steady_time finished_at) {
+  void plan_next_locked(TimerNode* n, steady_time started_at, steady_time finished_at) TP_REQUIRES(mu_) {
     if (n->mode == Every::fixed_delay) {
       n->due = finished_at + n->interval;
       return;
@@ -287,35 +288,35 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     }
   }
 
-  void push_locked(TimerNode* n) {
+  void push_locked(TimerNode* n) TP_REQUIRES(mu_) {
     n->seq = next_seq_++;
     if (n->wall) ++wall_count_;
     heap_.push(n);
     if (heap_.top() == n) wake_locked();
   }
-  void remove_locked(TimerNode* n) {
+  void remove_locked(TimerNode* n) TP_REQUIRES(mu_) {
     if (n->wall) --wall_count_;
     heap_.remove(n);
   }
-  void unkey_locked(TimerNode* n) {
+  void unkey_locked(TimerNode* n) TP_REQUIRES(mu_) {
     if (!n->keyed) return;
     auto it = keyed_.find(n->key);
     if (it != keyed_.end() && it->second == n) keyed_.erase(it);
     n->keyed = false;
   }
   // Called whenever the earliest timer may have moved.
-  void wake_locked() {
+  void wake_locked() TP_REQUIRES(mu_) {
     wake_ = true;
     cv_.notify_one();
     if (workers_fire_ && !heap_.empty()) pool_.note_due(heap_.top()->due);
   }
   void wake() {
-    std::lock_guard lk(mu_);
+    MutexLock lk(mu_);
     wake_locked();
   }
 
   // Re-plans wall-clock timers when the wall clock moved relative to monotonic time.
-  void replan_wall_locked(steady_time now) {
+  void replan_wall_locked(steady_time now) TP_REQUIRES(mu_) {
     auto offset = clock_.system_now().time_since_epoch() - now.time_since_epoch();
     auto drift = offset - wall_offset_;
     if (drift < std::chrono::milliseconds(1) && drift > -std::chrono::milliseconds(1)) return;
@@ -329,7 +330,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
 
   void loop() {
     std::vector<TimerNode*> due;
-    std::unique_lock lk(mu_);
+    MutexLock lk(mu_);
     while (!closed_) {
       const steady_time now = clock_.now();
       if (wall_count_ > 0) replan_wall_locked(now);
@@ -346,13 +347,13 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
         continue;
       }
       wake_ = false;
-      auto woken = [&] { return wake_ || closed_; };
+      auto woken = [&]() TP_REQUIRES(mu_) { return wake_ || closed_; };  // called by the wait with mu_ held
       if (clock_.is_manual() || (heap_.empty() && wall_count_ == 0)) {
-        cv_.wait(lk, woken);
+        cv_.wait(lk.native(), woken);
       } else {
         steady_time deadline = heap_.empty() ? steady_time::max() : heap_.top()->due;
         if (wall_count_ > 0) deadline = std::min(deadline, now + std::chrono::seconds(1));
-        cv_.wait_until(lk, deadline, woken);
+        cv_.wait_until(lk.native(), deadline, woken);
       }
     }
   }
@@ -373,16 +374,18 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   Clock& clock_;
   const bool workers_fire_ = &clock_ == &real_clock();  // workers compare with steady_clock::now()
   const std::function<void(std::exception_ptr)> on_error_;
-  mutable std::mutex mu_;  // guards everything below up to thread_, and every TimerNode field
+  // mu_ guards the members below up to join_mu_, and every TimerNode field (not annotated: the
+  // nodes are the public handles' state, outside this class).
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  TimerHeap heap_;
-  std::unordered_map<std::string, TimerNode*> keyed_;  // debounce key -> its pending node
-  std::uint64_t next_seq_ = 0;
-  bool closed_ = false;
-  bool wake_ = false;
-  std::size_t wall_count_ = 0;  // wall-clock timers in heap_
-  std::chrono::system_clock::duration wall_offset_{};
-  std::mutex join_mu_;  // guards thread_ joining and the unsubscriptions
+  TimerHeap heap_ TP_GUARDED_BY(mu_);
+  std::unordered_map<std::string, TimerNode*> keyed_ TP_GUARDED_BY(mu_);  // debounce key -> its pending node
+  std::uint64_t next_seq_ TP_GUARDED_BY(mu_) = 0;
+  bool closed_ TP_GUARDED_BY(mu_) = false;
+  bool wake_ TP_GUARDED_BY(mu_) = false;
+  std::size_t wall_count_ TP_GUARDED_BY(mu_) = 0;  // wall-clock timers in heap_
+  std::chrono::system_clock::duration wall_offset_ TP_GUARDED_BY(mu_){};
+  Mutex join_mu_;  // serializes joining thread_ and the unsubscriptions
   std::thread thread_;
   std::size_t clock_sub_ = 0, pool_hook_ = 0;
 };
