@@ -1,8 +1,13 @@
 // tests/dispatcher_test.cpp — the Dispatcher running the durable table on a pool.
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 
 #include "common/store_fixture.hpp"
@@ -136,7 +141,7 @@ TEST_F(DispatcherTest, RetriesAndUnknownHandler) {
   auto id = d.add(t);
   auto missing = d.add(task("nobody-handles-this"));
   ASSERT_TRUE(status_is(id, TaskStatus::done));
-  EXPECT_EQ(store_->get(id)->attempts, 0);
+  EXPECT_EQ(store_->get(id)->attempts, 3) << "the runs of the occurrence stay visible (#11.9)";
   EXPECT_EQ(calls.load(), 3);
   ASSERT_TRUE(status_is(missing, TaskStatus::failed));
   EXPECT_EQ(store_->get(missing)->last_error, "no handler registered for 'nobody-handles-this'");
@@ -160,7 +165,7 @@ TEST_F(DispatcherTest, SeesRowsFromOtherConnections) {
 TEST_F(DispatcherTest, RecoversTasksOfDeadRunners) {
   ThreadPool pool(1);
   auto o = fast();
-  o.lease = 100ms;
+  o.lease = kMinLease;
   Dispatcher d(*store_, pool, o);
   d.handle("memo", [](const TaskContext&) { return "x"; });
   d.pause();  // paused from the start, so the dead runner surely claims the task first
@@ -173,8 +178,9 @@ TEST_F(DispatcherTest, RecoversTasksOfDeadRunners) {
   d.stop();
 }
 
-// Invariant: stop() lets running tasks see stop requested after the grace period, and gives
-// claimed-but-unstarted tasks back (waiting, attempt not counted).
+// Invariant (#11.5): stop() lets running tasks see stop requested after the grace period; a run
+// that fails because of it goes back to waiting with its attempt uncounted (a redeploy loses
+// nothing), and claimed-but-unstarted tasks are given back unrun.
 TEST_F(DispatcherTest, StopReleasesUnstarted) {
   ThreadPool pool(1);
   Dispatcher d(*store_, pool, fast());
@@ -190,11 +196,14 @@ TEST_F(DispatcherTest, StopReleasesUnstarted) {
   started.wait_for(1);
   ASSERT_TRUE(eventually([&] { return d.stats().in_flight == 2; }));
   d.stop(0ms);
-  auto ra = store_->get(a), rb = store_->get(b);
-  // Whichever started was stopped (and is retried later); the other was released unrun.
-  int released = (ra->status == TaskStatus::waiting && ra->attempts == 0) + (rb->status == TaskStatus::waiting && rb->attempts == 0);
-  EXPECT_EQ(released, 1);
+  for (auto id : {a, b}) {
+    auto r = store_->get(id);
+    EXPECT_EQ(r->status, TaskStatus::waiting) << id;
+    EXPECT_EQ(r->attempts, 0) << id;
+    EXPECT_FALSE(r->lease_owner) << id;
+  }
   EXPECT_EQ(store_->stats().running, 0);
+  EXPECT_TRUE(store_->reports(true, 10).empty());
 }
 
 // Invariant: the exec handler records exit code and output, fails on non-zero exit and enforces
@@ -232,6 +241,244 @@ TEST(ParseDuration, AcceptsUnitsAndRejectsGarbage) {
   EXPECT_EQ(parse_duration("2d"), 48h);
   EXPECT_EQ(parse_duration("45"), 45s);
   for (const char* bad : {"", "abc", "5x", "s", "1.5s", "-3s"}) EXPECT_THROW(parse_duration(bad), std::invalid_argument) << bad;
+}
+
+// Invariant (#11.10): a lease below the floor is refused, naming the option.
+TEST_F(DispatcherTest, LeaseHasAFloor) {
+  ThreadPool pool(1);
+  auto o = fast();
+  o.lease = 1ms;
+  try {
+    Dispatcher d(*store_, pool, o);
+    ADD_FAILURE() << "a 1 ms lease was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lease"), std::string::npos) << e.what();
+  }
+}
+
+// Invariant (#16.1): cancelling a running task (from another connection) stop-requests its run
+// well before the next lease renewal (lease/3 = 10 s here; the wait is bounded at 5 s), and the
+// run's outcome is not recorded over the cancellation.
+TEST_F(DispatcherTest, CancelReachesTheRunningRun) {
+  ThreadPool pool(2);
+  Dispatcher d(*store_, pool, fast());
+  test::Arrivals started, stopped;
+  d.handle("long", [&](const TaskContext& c) -> std::string {
+    started.arrive();
+    while (!c.stop.stop_requested()) std::this_thread::sleep_for(1ms);
+    stopped.arrive();
+    return "finished anyway";
+  });
+  d.start();
+  auto id = d.add(task("long"));
+  started.wait_for(1);
+  auto other = open_sqlite_store(path_);
+  ASSERT_TRUE(other->cancel(id));
+  std::atomic<bool> seen{false};
+  std::thread watcher([&] {
+    stopped.wait_for(1);
+    seen = true;
+  });
+  bool in_time = eventually([&] { return seen.load(); }, std::chrono::seconds(5));
+  EXPECT_TRUE(in_time) << "the cancel did not reach the run within 5 s";
+  if (!in_time) d.stop(0ms);  // lets the watcher finish
+  watcher.join();
+  d.stop();
+  auto r = store_->get(id);
+  EXPECT_EQ(r->status, TaskStatus::cancelled);
+  EXPECT_NE(r->result, "finished anyway");
+  EXPECT_FALSE(r->lease_owner) << "the ended run acknowledged its end";
+}
+
+// Invariant (#16.1): cancel + retry while a run is ending never makes two runs of one task
+// overlap, even on the same dispatcher (fencing token; in-flight state keyed by claim), and the
+// outcome recorded is the new run's.
+TEST_F(DispatcherTest, CancelAndRetryNeverOverlap) {
+  ThreadPool pool(4);
+  Dispatcher d(*store_, pool, fast());
+  std::atomic<int> running{0}, max_running{0}, runs{0};
+  test::Arrivals first_started;
+  d.handle("slow", [&](const TaskContext& c) -> std::string {
+    int now = ++running;
+    int prev = max_running.load();
+    while (now > prev && !max_running.compare_exchange_weak(prev, now)) {
+    }
+    int n = ++runs;
+    if (n == 1) {
+      first_started.arrive();
+      while (!c.stop.stop_requested()) std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(100ms);  // cleaning up after the stop
+    }
+    --running;
+    return "run " + std::to_string(n);
+  });
+  d.start();
+  auto id = d.add(task("slow"));
+  first_started.wait_for(1);
+  auto other = open_sqlite_store(path_);
+  ASSERT_TRUE(other->cancel(id));
+  ASSERT_TRUE(other->retry(id));
+  ASSERT_TRUE(status_is(id, TaskStatus::done));
+  d.stop();
+  EXPECT_EQ(max_running.load(), 1) << "two runs of one task overlapped";
+  EXPECT_EQ(runs.load(), 2);
+  EXPECT_EQ(store_->get(id)->result, "run 2");
+}
+
+// Invariant (#16.8): a dispatcher claims only what can start soon (free workers + prefetch), and
+// claimed-but-unstarted tasks show no attempt.
+TEST_F(DispatcherTest, ClaimsOnlyWhatCanStartSoon) {
+  ThreadPool pool(1);
+  auto o = fast();
+  o.prefetch = 1;
+  Dispatcher d(*store_, pool, o);
+  test::Gate gate;
+  test::Arrivals started;
+  d.handle("block", [&](const TaskContext&) -> std::string {
+    started.arrive();
+    gate.wait();
+    return "";
+  });
+  std::vector<NewTask> ts(6, task("block"));
+  store_->add_batch(ts);
+  d.start();
+  started.wait_for(1);
+  ASSERT_TRUE(eventually([&] { return store_->stats().running == 2; }));
+  std::this_thread::sleep_for(100ms);  // a hoarding loop would claim more meanwhile (not an ordering)
+  EXPECT_EQ(store_->stats().running, 2);
+  EXPECT_LE(d.stats().in_flight, 2u);
+  int counted = 0;
+  for (auto& r : store_->list({.status = TaskStatus::running})) counted += r.attempts;
+  EXPECT_EQ(counted, 1) << "only the started run counts an attempt";
+  gate.open();
+  ASSERT_TRUE(eventually([&] { return store_->stats().done == 6; }));
+  d.stop();
+}
+
+// Invariant (#16.3): a group commit that fails (database locked past the busy timeout) keeps the
+// outcomes and retries; the task ends done, ran once, and no lease is reported lost.
+TEST_F(DispatcherTest, FailedCommitKeepsOutcomes) {
+  SqliteOptions quick;
+  quick.busy_timeout = 50ms;
+  auto store = open_sqlite_store(path_, quick);
+  ThreadPool pool(1);
+  auto o = fast();
+  std::mutex log_mu;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& l) {
+    std::lock_guard lk(log_mu);
+    lines.push_back(l);
+  };
+  auto logged = [&](const std::string& needle) {
+    std::lock_guard lk(log_mu);
+    for (auto& l : lines)
+      if (l.find(needle) != std::string::npos) return true;
+    return false;
+  };
+  Dispatcher d(*store, pool, o);
+  test::Gate gate;
+  test::Arrivals started;
+  std::atomic<int> runs{0};
+  d.handle("job", [&](const TaskContext&) -> std::string {
+    ++runs;
+    started.arrive();
+    gate.wait();
+    return "ok";
+  });
+  d.start();
+  auto id = d.add(task("job"));
+  started.wait_for(1);
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &lock), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  gate.open();
+  EXPECT_TRUE(eventually([&] { return logged("recording 1 outcome(s) failed"); }, std::chrono::seconds(20)));
+  sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(lock);
+  ASSERT_TRUE(eventually([&] { return store_->get(id)->status == TaskStatus::done; }, std::chrono::seconds(20)));
+  d.stop();
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_EQ(store_->get(id)->result, "ok");
+  EXPECT_EQ(d.stats().lost_leases, 0u);
+  EXPECT_FALSE(logged("lost its lease"));
+  EXPECT_TRUE(logged("after the store recovered"));
+}
+
+// The lease owner name of a process on this host, as a dispatcher here would write it.
+std::string owner_of(const std::string& host, pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(f)), {});
+  std::istringstream in(s.substr(s.rfind(')') + 1));
+  std::string field, start;
+  for (int i = 3; i <= 22 && (in >> field); ++i)
+    if (i == 22) start = field;
+  return host + ":" + std::to_string(pid) + ":" + start + ":0badc0de";
+}
+
+// Invariant (#11.4): rows held by a dead dispatcher on this host (pid gone) are taken back at
+// once when a dispatcher starts, even though their lease has a minute left; (#16.12) rows of a
+// live owner on this host are never taken back, even when their lease looks expired (a forward
+// jump of the wall clock); an owner we cannot check waits for its lease.
+TEST_F(DispatcherTest, RecoveryProvesOwnersDeadOrAlive) {
+  ThreadPool pool(1);
+  Dispatcher d(*store_, pool, fast());
+  d.handle("memo", [](const TaskContext&) { return "x"; });
+  const std::string& me = d.owner();
+  std::string host = me.substr(0, me.rfind(':', me.rfind(':', me.rfind(':') - 1) - 1));
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  std::string dead_owner = owner_of(host, child);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  std::string live_owner = owner_of(host, getpid());
+  auto dead = store_->add(task("memo"));
+  ASSERT_EQ(store_->claim_due(dead_owner, 1, 60s).size(), 1u);
+  auto live = store_->add(task("memo"));
+  ASSERT_EQ(store_->claim_due(live_owner, 1, -1000ms).size(), 1u);  // "expired"
+  auto unknown = store_->add(task("memo"));
+  ASSERT_EQ(store_->claim_due("some-other-host:1:1:1", 1, 60s).size(), 1u);
+  d.pause();
+  d.start();  // recovers synchronously
+  EXPECT_EQ(store_->get(dead)->status, TaskStatus::waiting);
+  EXPECT_EQ(store_->get(live)->status, TaskStatus::running);
+  EXPECT_EQ(store_->get(live)->lease_owner, live_owner);
+  EXPECT_EQ(store_->get(unknown)->status, TaskStatus::running);
+  d.resume();
+  EXPECT_TRUE(status_is(dead, TaskStatus::done));
+  d.stop();
+}
+
+// Invariant: the log line of a run carries the first line of its output (an exec-style result's
+// "output") or error, capped, and never the payload.
+TEST_F(DispatcherTest, LogShowsFirstLineNeverPayload) {
+  ThreadPool pool(1);
+  auto o = fast();
+  std::mutex mu;
+  std::string all;
+  o.log = [&](const std::string& l) {
+    std::lock_guard lk(mu);
+    all += l + "\n";
+  };
+  Dispatcher d(*store_, pool, o);
+  d.handle("ok", [](const TaskContext&) { return std::string(R"({"exit_code":0,"output":"hello from taskpool\nmore"})"); });
+  d.handle("bad", [](const TaskContext&) -> std::string {
+    throw std::runtime_error(R"(exec: exit code 3; {"exit_code":3,"output":"\noops\nsecond"})");
+  });
+  d.start();
+  auto a = d.add(task("ok", R"({"secret":"hunter2"})"));
+  auto b = d.add(task("bad", R"({"secret":"hunter2"})"));
+  ASSERT_TRUE(status_is(a, TaskStatus::done));
+  ASSERT_TRUE(status_is(b, TaskStatus::failed));
+  d.stop();
+  std::lock_guard lk(mu);
+  EXPECT_NE(all.find("done in "), std::string::npos) << all;
+  EXPECT_NE(all.find(": hello from taskpool\n"), std::string::npos) << all;
+  EXPECT_NE(all.find("exec: exit code 3: oops\n"), std::string::npos) << all;
+  EXPECT_EQ(all.find("hunter2"), std::string::npos) << all;
 }
 
 }  // namespace

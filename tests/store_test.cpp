@@ -13,12 +13,44 @@
 #include "taskpool/sqlite_store.hpp"
 
 using namespace std::chrono_literals;
+using taskpool::test::eventually;
 
 namespace taskpool {
 namespace {
 
 class StoreTest : public test::StoreFixture {
  protected:
+  // Claims and starts (the dispatcher's two steps before a run).
+  std::vector<TaskRecord> claim_started(TaskStore& s, std::string_view owner, std::size_t n,
+                                        std::chrono::milliseconds lease = 30s) {
+    auto got = s.claim_due(owner, n, lease);
+    std::vector<TaskRecord*> ptrs;
+    for (auto& r : got) ptrs.push_back(&r);
+    auto ok = s.start_runs(ptrs);
+    for (bool b : ok) EXPECT_TRUE(b);
+    return got;
+  }
+  std::vector<TaskRecord> claim_started(std::string_view owner, std::size_t n, std::chrono::milliseconds lease = 30s) {
+    return claim_started(*store_, owner, n, lease);
+  }
+  std::int64_t scalar(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    std::int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  }
+  void sql(const std::string& text) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db, text.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_close(db);
+  }
   NewTask memo(std::string who = "123") {
     NewTask t;
     t.creator_id = who;
@@ -98,6 +130,10 @@ TEST_F(StoreTest, ClaimDueInPriorityOrder) {
   auto ids = store_->add_batch(ts);
   auto got = store_->claim_due("runner-a", 10, 30s);
   ASSERT_EQ(got.size(), 4u);
+  for (auto& r : got) EXPECT_EQ(r.attempts, 0) << "an attempt is counted when the run starts, not at the claim";
+  std::vector<TaskRecord*> ptrs;
+  for (auto& r : got) ptrs.push_back(&r);
+  EXPECT_EQ(store_->start_runs(ptrs), std::vector<bool>(4, true));
   EXPECT_EQ(got[0].task_level, 9);
   EXPECT_EQ(got[1].task_level, 9);
   EXPECT_LT(got[0].id, got[1].id);
@@ -154,23 +190,23 @@ TEST_F(StoreTest, RearmedDuringRunWaitsForNewTime) {
   NewTask t = memo();
   t.unique_key = "k";
   auto id = store_->add(t);
-  auto got = store_->claim_due("r", 1, 30s);
+  auto got = claim_started("r", 1);
   ASSERT_EQ(got.size(), 1u);
   auto later = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() + 1h);
   t.exec_time = later;
   EXPECT_EQ(store_->add(t), id);
-  ASSERT_TRUE(store_->complete(got[0], "r", RunResult{true, "ok", "", false}, RetryPolicy{}));
+  ASSERT_TRUE(store_->complete(got[0], RunResult{true, "ok", "", false}, RetryPolicy{}));
   auto r = store_->get(id);
   EXPECT_EQ(r->status, TaskStatus::waiting);
   EXPECT_EQ(r->exec_time, later);
   EXPECT_FALSE(r->lease_owner);
   EXPECT_EQ(store_->reports(true, 10).size(), 1u);  // the run itself is still reported
-  // Completing twice, or under another owner, changes nothing.
-  EXPECT_FALSE(store_->complete(got[0], "r", RunResult{true, "ok", "", false}, RetryPolicy{}));
+  // Completing twice changes nothing.
+  EXPECT_FALSE(store_->complete(got[0], RunResult{true, "ok", "", false}, RetryPolicy{}));
 }
 
 // Invariant: opening a version-1 database migrates it in place: rows kept, the due index
-// replaced, user_version raised.
+// replaced, the version-3 columns added, user_version raised.
 TEST_F(StoreTest, MigratesVersionOne) {
   auto id = store_->add(memo());
   store_.reset();
@@ -178,13 +214,15 @@ TEST_F(StoreTest, MigratesVersionOne) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP INDEX tasks_due; CREATE INDEX tasks_due ON tasks (task_status, exec_time); "
-                         "PRAGMA user_version = 1",
+                         "DROP INDEX tasks_leased; ALTER TABLE tasks DROP COLUMN planned_time; "
+                         "ALTER TABLE tasks DROP COLUMN claim_token; ALTER TABLE tasks DROP COLUMN revision; "
+                         "ALTER TABLE tasks DROP COLUMN report_on; PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   store_ = open_sqlite_store(path_);
   EXPECT_EQ(store_->get(id)->creator_id, "123");
-  EXPECT_EQ(store_->claim_due("r", 10, 30s).size(), 1u);
+  EXPECT_EQ(claim_started("r", 10).size(), 1u);
   store_.reset();
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   auto scalar = [&](const char* sql) {
@@ -197,6 +235,9 @@ TEST_F(StoreTest, MigratesVersionOne) {
   };
   EXPECT_EQ(scalar("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_due')"), 3);
+  EXPECT_EQ(scalar("SELECT count(*) FROM pragma_table_info('tasks') WHERE name IN "
+                   "('planned_time', 'claim_token', 'revision', 'report_on')"),
+            4);
   sqlite3_close(db);
 }
 
@@ -206,9 +247,9 @@ TEST_F(StoreTest, CompleteWritesResultAndReport) {
   NewTask t = memo();
   t.report_user_id = "";
   auto id = store_->add(t);
-  auto claimed = store_->claim_due("r", 1, 30s);
+  auto claimed = claim_started("r", 1);
   ASSERT_EQ(claimed.size(), 1u);
-  EXPECT_TRUE(store_->complete(claimed[0], "r", {.ok = true, .result = "sent"}, {}));
+  EXPECT_TRUE(store_->complete(claimed[0], {.ok = true, .result = "sent"}, {}));
   auto r = store_->get(id);
   EXPECT_EQ(r->status, TaskStatus::done);
   EXPECT_EQ(r->result, "sent");
@@ -222,19 +263,19 @@ TEST_F(StoreTest, CompleteWritesResultAndReport) {
   EXPECT_EQ(store_->ack_reports({reps[0].id}), 1u);
   EXPECT_TRUE(store_->reports(true, 10).empty());
   EXPECT_EQ(store_->reports(false, 10).size(), 1u);
-  EXPECT_FALSE(store_->complete(claimed[0], "r", {}, {}));  // no longer running
+  EXPECT_FALSE(store_->complete(claimed[0], {}, {}));  // no longer running
 }
 
 // Invariant: complete_batch records many runs in one transaction, refusing only the ones whose
-// lease is not the caller's.
+// claim is no longer held.
 TEST_F(StoreTest, CompleteBatch) {
   store_->add_batch({memo(), memo(), memo()});
-  auto c = store_->claim_due("r", 3, 30s);
+  auto c = claim_started("r", 3);
   ASSERT_EQ(c.size(), 3u);
   TaskRecord foreign = c[2];
-  ASSERT_TRUE(store_->release(c[2], "r"));
+  ASSERT_TRUE(store_->release(c[2], true));
   auto recorded = store_->complete_batch({{&c[0], {.ok = true, .result = "a"}}, {&c[1], {.ok = false, .error = "b"}}, {&foreign, {}}},
-                                         "r", {});
+                                         {});
   EXPECT_EQ(recorded, (std::vector<bool>{true, true, false}));
   EXPECT_EQ(store_->get(c[0].id)->status, TaskStatus::done);
   EXPECT_EQ(store_->get(c[1].id)->status, TaskStatus::failed);
@@ -251,9 +292,9 @@ TEST_F(StoreTest, RepeatingStaysOnGrid) {
   auto slot = std::chrono::time_point_cast<std::chrono::milliseconds>(now - 35s);
   t.exec_time = slot;
   auto id = store_->add(t);
-  auto c = store_->claim_due("r", 1, 30s);
+  auto c = claim_started("r", 1);
   ASSERT_EQ(c.size(), 1u);
-  ASSERT_TRUE(store_->complete(c[0], "r", {.ok = true, .result = "ok"}, {}));
+  ASSERT_TRUE(store_->complete(c[0], {.ok = true, .result = "ok"}, {}));
   auto r = store_->get(id);
   EXPECT_EQ(r->status, TaskStatus::waiting);
   EXPECT_EQ(r->exec_time, slot + 40s);  // slots -25, -15, -5 were missed; +5 is next
@@ -268,22 +309,23 @@ TEST_F(StoreTest, RetryWithBackoffThenFail) {
   auto id = store_->add(t);
   RetryPolicy fast{.base = 0ms, .max = 0ms, .jitter = 0};
   for (int attempt = 1; attempt <= 3; ++attempt) {
-    auto c = store_->claim_due("r", 1, 30s);
+    auto c = claim_started("r", 1);
     ASSERT_EQ(c.size(), 1u) << attempt;
     EXPECT_EQ(c[0].attempts, attempt);
-    ASSERT_TRUE(store_->complete(c[0], "r", {.ok = false, .error = "boom " + std::to_string(attempt)}, fast));
+    ASSERT_TRUE(store_->complete(c[0], {.ok = false, .error = "boom " + std::to_string(attempt)}, fast));
   }
   auto r = store_->get(id);
   EXPECT_EQ(r->status, TaskStatus::failed);
   EXPECT_EQ(r->last_error, "boom 3");
+  EXPECT_EQ(r->attempts, 3) << "the runs of the occurrence stay visible after it ended (#11.9)";
   auto reps = store_->reports(true, 10);
   ASSERT_EQ(reps.size(), 1u);  // only the final outcome is reported
   EXPECT_EQ(reps[0].status, TaskStatus::failed);
   EXPECT_EQ(reps[0].error, "boom 3");
   // Backoff grows: with a 1 s base the retry lands in the future.
   auto id2 = store_->add(t);
-  auto c = store_->claim_due("r", 1, 30s);
-  ASSERT_TRUE(store_->complete(c[0], "r", {.ok = false, .error = "x"}, RetryPolicy{.base = 1s, .max = 1min, .jitter = 0.2}));
+  auto c = claim_started("r", 1);
+  ASSERT_TRUE(store_->complete(c[0], {.ok = false, .error = "x"}, RetryPolicy{.base = 1s, .max = 1min, .jitter = 0.2}));
   auto r2 = store_->get(id2);
   EXPECT_EQ(r2->status, TaskStatus::waiting);
   EXPECT_GT(r2->exec_time, std::chrono::system_clock::now() + 700ms);
@@ -373,19 +415,20 @@ TEST_F(StoreTest, ExtendRescheduleCancel) {
 }
 
 // Invariant: a run whose lease expired (its runner died) goes back to waiting; the dead
-// runner's late completion is refused; release() gives a claim back without counting it.
+// runner's late completion and renewal are refused (fencing token); release() gives a claim back
+// without counting it.
 TEST_F(StoreTest, LeaseExpiryRecoveryAndRelease) {
   auto id = store_->add(memo());
-  auto c = store_->claim_due("dead-runner", 1, -1000ms);  // a lease already in the past
+  auto c = claim_started("dead-runner", 1, -1000ms);  // a lease already in the past
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(store_->recover_expired(), 1u);
   EXPECT_EQ(store_->get(id)->status, TaskStatus::waiting);
-  auto c2 = store_->claim_due("new-runner", 1, 30s);
+  auto c2 = claim_started("new-runner", 1);
   ASSERT_EQ(c2.size(), 1u);
-  EXPECT_FALSE(store_->complete(c[0], "dead-runner", {.ok = true}, {}));
-  EXPECT_FALSE(store_->renew_lease(id, "dead-runner", 30s));
-  EXPECT_TRUE(store_->renew_lease(id, "new-runner", 30s));
-  EXPECT_TRUE(store_->release(c2[0], "new-runner"));
+  EXPECT_NE(c2[0].claim_token, c[0].claim_token);
+  EXPECT_FALSE(store_->complete(c[0], {.ok = true}, {}));
+  EXPECT_EQ(store_->renew_leases({&c[0], &c2[0]}, 30s), (std::vector<bool>{false, true}));
+  EXPECT_TRUE(store_->release(c2[0], true));
   auto r = store_->get(id);
   EXPECT_EQ(r->status, TaskStatus::waiting);
   EXPECT_EQ(r->attempts, 1);  // the expired run counted; the released one did not
@@ -396,32 +439,44 @@ TEST_F(StoreTest, Prune) {
   auto done = store_->add(memo());
   auto live = store_->add(memo());
   store_->reschedule(live, std::chrono::system_clock::now() + 1h);
-  auto c = store_->claim_due("r", 10, 30s);
+  auto c = claim_started("r", 10);
   ASSERT_EQ(c.size(), 1u);
-  store_->complete(c[0], "r", {.ok = true}, {});
+  store_->complete(c[0], {.ok = true}, {});
   EXPECT_EQ(store_->prune(1h), 0u);  // too recent
   EXPECT_EQ(store_->prune(-1000ms), 1u);
   EXPECT_FALSE(store_->get(done).has_value());
   EXPECT_TRUE(store_->get(live).has_value());
 }
 
-// Invariant: another connection's commit changes change_counter (cross-process wake-up).
-TEST_F(StoreTest, ChangeCounterSeesOtherConnections) {
-  auto before = store_->change_counter();
+// Invariant: wait_for_change returns soon after another connection commits (inotify), not at
+// its deadline; and at the deadline when nothing changed. (The deadline only bounds a hang.)
+TEST_F(StoreTest, WaitForChangeSeesOtherConnections) {
+  store_->wait_for_change(std::chrono::steady_clock::now());  // consume what happened so far
+  EXPECT_FALSE(store_->wait_for_change(std::chrono::steady_clock::now() + 10ms));
   auto other = open_sqlite_store(path_);
-  other->add(memo());
-  EXPECT_NE(store_->change_counter(), before);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);  // let the waiter sleep first (not an ordering the test needs)
+    other->add(memo());
+  });
+  EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now() + 60s));
+  writer.join();
 }
 
-// Invariant: this connection's own single-statement writes move change_counter too (the
-// dispatcher caches the next due time until the counter moves; a regression left recovered
-// tasks waiting forever).
-TEST_F(StoreTest, ChangeCounterSeesOwnAutoCommitWrites) {
+// Invariant: this connection's own single-statement writes count as changes too (the dispatcher
+// caches the next due time until a change; a regression left recovered tasks waiting forever),
+// and interrupt_wait() ends a wait at once.
+TEST_F(StoreTest, WaitForChangeSeesOwnWritesAndInterrupts) {
   store_->add(memo());
   store_->claim_due("dead", 1, -1000ms);
-  auto before = store_->change_counter();
+  store_->wait_for_change(std::chrono::steady_clock::now());
   EXPECT_EQ(store_->recover_expired(), 1u);
-  EXPECT_NE(store_->change_counter(), before);
+  EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now()));
+  std::thread t([&] {
+    std::this_thread::sleep_for(20ms);
+    store_->interrupt_wait();
+  });
+  EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now() + 60s));
+  t.join();
 }
 
 // Invariant: opening refuses files that are not taskpool databases, and newer schemas.
@@ -448,6 +503,289 @@ TEST_F(StoreTest, RefusesForeignOrNewerDatabases) {
   SqliteOptions no_create;
   no_create.create = false;
   EXPECT_THROW(open_sqlite_store((dir_ / "missing.db").string(), no_create), StoreError);
+}
+
+// Invariant (fencing, #16.1): after cancel + retry, the old run's claim can neither renew, nor
+// record its outcome, nor let the task be claimed again before it acknowledged its end; the new
+// claim gets a new token and is the only one that counts.
+TEST_F(StoreTest, FencingTokenSeparatesRunsOfOneTask) {
+  auto id = store_->add(memo());
+  auto old_run = claim_started("same-owner", 1);
+  ASSERT_EQ(old_run.size(), 1u);
+  ASSERT_TRUE(store_->cancel(id));
+  ASSERT_TRUE(store_->retry(id));
+  EXPECT_TRUE(store_->claim_due("same-owner", 1, 30s).empty()) << "the cancelled run has not ended yet";
+  EXPECT_FALSE(store_->next_due().has_value()) << "next_due must agree with what a claim can take";
+  EXPECT_EQ(store_->claims_held({&old_run[0]}), std::vector<bool>{false});
+  EXPECT_EQ(store_->renew_leases({&old_run[0]}, 30s), std::vector<bool>{false});
+  EXPECT_FALSE(store_->complete(old_run[0], {.ok = true, .result = "old"}, {}));  // acknowledges the end
+  auto new_run = claim_started("same-owner", 1);
+  ASSERT_EQ(new_run.size(), 1u);
+  EXPECT_GT(new_run[0].claim_token, old_run[0].claim_token);
+  EXPECT_FALSE(store_->complete(old_run[0], {.ok = true, .result = "old"}, {}));
+  EXPECT_TRUE(store_->complete(new_run[0], {.ok = true, .result = "new"}, {}));
+  auto r = store_->get(id);
+  EXPECT_EQ(r->status, TaskStatus::done);
+  EXPECT_EQ(r->result, "new");
+  EXPECT_EQ(r->attempts, 1);
+}
+
+// Invariant (#16.1, #16.8): a claim cancelled before its run started does not start, and a
+// claimed-but-unstarted task shows no attempt.
+TEST_F(StoreTest, CancelledWhileQueuedDoesNotStart) {
+  auto a = store_->add(memo());
+  auto b = store_->add(memo());
+  auto got = store_->claim_due("r", 2, 30s);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(store_->get(a)->attempts, 0);
+  ASSERT_TRUE(store_->cancel(got[0].id));
+  EXPECT_EQ(store_->start_runs({&got[0], &got[1]}), (std::vector<bool>{false, true}));
+  EXPECT_FALSE(store_->release(got[0], false));  // only clears the lease
+  EXPECT_FALSE(store_->get(got[0].id)->lease_owner.has_value());
+  EXPECT_EQ(store_->get(got[0].id)->status, TaskStatus::cancelled);
+  EXPECT_EQ(store_->get(got[1].id)->attempts, 1);
+  (void)b;
+}
+
+// Invariant (#16.4): rows another program wrote with an exec_time that is not an in-range
+// integer (text, a far-future sentinel) are never "due" (so no claim loop spins on them) and
+// recovery marks them failed with last_error naming the value.
+TEST_F(StoreTest, MalformedExecTimesAreFailedNeverDue) {
+  sql("INSERT INTO tasks (task_type, create_time, exec_time, updated_time) VALUES "
+      "('memo', 0, '2026-01-01 10:00:00', 0), ('memo', 0, '9999-12-31', 0), ('memo', 0, 253402214400000, 0)");
+  auto later = std::chrono::system_clock::now() + 1h;
+  NewTask ok = memo();
+  ok.exec_time = later;
+  auto ok_id = store_->add(ok);
+  EXPECT_EQ(std::chrono::floor<std::chrono::milliseconds>(*store_->next_due()),
+            std::chrono::floor<std::chrono::milliseconds>(later));
+  EXPECT_TRUE(store_->claim_due("r", 10, 30s).empty());
+  store_->recover_expired();
+  for (std::int64_t id = 1; id <= 3; ++id) {
+    auto r = store_->get(id);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, TaskStatus::failed) << id;
+    ASSERT_TRUE(r->last_error) << id;
+    EXPECT_NE(r->last_error->find("exec_time"), std::string::npos) << *r->last_error;
+  }
+  EXPECT_NE(store_->get(1)->last_error->find("'2026-01-01 10:00:00'"), std::string::npos);
+  EXPECT_NE(store_->get(3)->last_error->find("253402214400000"), std::string::npos);
+  EXPECT_EQ(store_->get(ok_id)->status, TaskStatus::waiting);
+  EXPECT_EQ(store_->reports(true, 10).size(), 3u);
+}
+
+// Invariant (#16.5): times outside [1970, 2200) and durations over 50 years are refused at every
+// store entry, naming the field; a repeating series whose next slot would pass the range ends
+// failed with a clear error instead of wrapping around.
+TEST_F(StoreTest, TimesOutsideTheRangeAreRefused) {
+  auto expect_refused = [](auto f, const std::string& needle) {
+    try {
+      f();
+      ADD_FAILURE() << "accepted: " << needle;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  NewTask late = memo();
+  late.exec_time = kMaxTime + 1h;
+  expect_refused([&] { store_->add(late); }, "exec_time");
+  NewTask long_period = memo();
+  long_period.repeat_every = kMaxDuration + 1h;
+  expect_refused([&] { store_->add(long_period); }, "repeat_every");
+  auto id = store_->add(memo());
+  expect_refused([&] { store_->extend(id, kMaxDuration); store_->extend(id, kMaxDuration); store_->extend(id, kMaxDuration);
+                       store_->extend(id, kMaxDuration); store_->extend(id, kMaxDuration); }, "exec_time");
+  expect_refused([&] { store_->reschedule(id, kMaxTime); }, "exec_time");
+  EXPECT_EQ(store_->stats().waiting, 1);
+  // A series whose next slot lies past the range (e.g. --every 110000d written by another
+  // program after its first run) ends there, failed, instead of wrapping around.
+  NewTask tick = memo();
+  tick.repeat_every = 1h;
+  auto series = store_->add(tick);
+  sql("UPDATE tasks SET repeat_every = 110000 * 86400000 WHERE id = " + std::to_string(series));
+  auto c = claim_started("r", 10);
+  ASSERT_EQ(c.size(), 1u);
+  ASSERT_TRUE(store_->complete(c[0], {.ok = true}, {}));
+  auto r = store_->get(series);
+  EXPECT_EQ(r->status, TaskStatus::failed);
+  EXPECT_NE(r->last_error.value_or("").find("2199"), std::string::npos);
+}
+
+// Invariant (#16.6): a failed run of a repeating task retried with backoff keeps its planned
+// slot: the retried run reports the slot, and the series continues on the original grid.
+TEST_F(StoreTest, RetryKeepsTheGrid) {
+  NewTask t = memo();
+  t.repeat_every = 10s;
+  t.max_attempts = 2;
+  auto slot = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() - 3s);
+  t.exec_time = slot;
+  auto id = store_->add(t);
+  RetryPolicy soon{.base = 1ms, .max = 1ms, .jitter = 0};
+  auto c1 = claim_started("r", 1);
+  ASSERT_EQ(c1.size(), 1u);
+  ASSERT_TRUE(store_->complete(c1[0], {.ok = false, .error = "boom"}, soon));
+  auto waiting = store_->get(id);
+  EXPECT_EQ(waiting->planned_time, slot);
+  ASSERT_TRUE(eventually([&] { return store_->next_due() <= std::chrono::system_clock::now(); }));
+  auto c2 = claim_started("r", 1);
+  ASSERT_EQ(c2.size(), 1u);
+  EXPECT_EQ(c2[0].exec_time, slot) << "the retried run reports its planned slot";
+  EXPECT_EQ(c2[0].attempts, 2);
+  ASSERT_TRUE(store_->complete(c2[0], {.ok = true}, soon));
+  auto r = store_->get(id);
+  EXPECT_EQ(r->status, TaskStatus::waiting);
+  EXPECT_EQ(r->exec_time, slot + 10s) << "the grid must not drift";
+  EXPECT_FALSE(r->planned_time);
+}
+
+// Invariant (#16.7): the latest upsert wins over a running run's bookkeeping: a payload changed
+// during the run runs (same time), and a failing run's retry does not overwrite the upserted
+// time.
+TEST_F(StoreTest, UpsertDuringARunWins) {
+  NewTask t = memo();
+  t.unique_key = "k";
+  t.max_attempts = 3;
+  auto id = store_->add(t);
+  auto c = claim_started("r", 1);
+  ASSERT_EQ(c.size(), 1u);
+  t.payload = R"({"v":2})";
+  t.exec_time = c[0].exec_time;  // same time, new payload
+  ASSERT_EQ(store_->add(t), id);
+  ASSERT_TRUE(store_->complete(c[0], {.ok = true, .result = "v1"}, {}));
+  auto r = store_->get(id);
+  EXPECT_EQ(r->status, TaskStatus::waiting) << "v2 must still run";
+  EXPECT_EQ(r->payload, R"({"v":2})");
+  auto c2 = claim_started("r", 1);
+  ASSERT_EQ(c2.size(), 1u);
+  EXPECT_EQ(c2[0].payload, R"({"v":2})");
+  auto later = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() + 1h);
+  t.exec_time = later;
+  ASSERT_EQ(store_->add(t), id);
+  ASSERT_TRUE(store_->complete(c2[0], {.ok = false, .error = "boom"}, RetryPolicy{.base = 0ms, .max = 0ms, .jitter = 0}));
+  r = store_->get(id);
+  EXPECT_EQ(r->status, TaskStatus::waiting);
+  EXPECT_EQ(r->exec_time, later) << "the retry's backoff must not overwrite the upserted time";
+  EXPECT_EQ(r->attempts, 0);
+}
+
+// Invariant (reports): unset report_on reports every run of a one-shot task and only failed
+// runs of a repeating one; failure reports failures only; never reports nothing.
+TEST_F(StoreTest, ReportOnChoosesWhichRunsReport) {
+  auto run_once = [&](NewTask t, bool ok) {
+    auto id = store_->add(t);
+    store_->reschedule(id, std::chrono::system_clock::now() - 1s);
+    auto c = claim_started("r", 1);
+    EXPECT_EQ(c.size(), 1u);
+    EXPECT_EQ(c[0].report_on, t.report_on);
+    EXPECT_TRUE(store_->complete(c[0], {.ok = ok, .error = ok ? "" : "boom"}, {}));
+    auto n = store_->reports(true, 100).size();
+    std::vector<std::int64_t> ids;
+    for (auto& r : store_->reports(true, 100)) ids.push_back(r.id);
+    store_->ack_reports(ids);
+    store_->cancel(id);
+    for (auto& r : store_->reports(true, 100)) ids.push_back(r.id);
+    store_->ack_reports(ids);
+    return n;
+  };
+  NewTask one = memo();
+  EXPECT_EQ(run_once(one, true), 1u);
+  NewTask rep = memo();
+  rep.repeat_every = 1h;
+  EXPECT_EQ(run_once(rep, true), 0u);
+  EXPECT_EQ(run_once(rep, false), 1u);
+  rep.report_on = ReportOn::always;
+  EXPECT_EQ(run_once(rep, true), 1u);
+  one.report_on = ReportOn::failure;
+  EXPECT_EQ(run_once(one, true), 0u);
+  EXPECT_EQ(run_once(one, false), 1u);
+  one.report_on = ReportOn::never;
+  EXPECT_EQ(run_once(one, false), 0u);
+  EXPECT_EQ(store_->get(store_->add(one))->report_on, ReportOn::never);
+}
+
+// Invariant (#11.5): a run stopped by its dispatcher's shutdown goes back to waiting with its
+// attempt uncounted; it is not failed and not reported.
+TEST_F(StoreTest, InterruptedRunGoesBackUncounted) {
+  auto id = store_->add(memo());
+  auto c = claim_started("r", 1);
+  ASSERT_TRUE(store_->complete(c[0], {.ok = false, .error = "exec: stopped", .interrupted = true}, {}));
+  auto r = store_->get(id);
+  EXPECT_EQ(r->status, TaskStatus::waiting);
+  EXPECT_EQ(r->attempts, 0);
+  EXPECT_TRUE(store_->reports(true, 10).empty());
+}
+
+// Invariant (#11.6): many processes opening a database file that does not exist yet all
+// succeed: exactly one creates the schema, every add lands. (Real processes, started together
+// through a pipe; several rounds, since the race is a matter of timing.)
+TEST_F(StoreTest, ConcurrentFirstUseAcrossProcesses) {
+  const int procs = 20, rounds = static_cast<int>(test::scaled(5));
+  for (int round = 0; round < rounds; ++round) {
+    std::string file = (dir_ / ("new-" + std::to_string(round) + ".db")).string();
+    int go[2];
+    ASSERT_EQ(pipe(go), 0);
+    std::vector<pid_t> kids;
+    for (int i = 0; i < procs; ++i) {
+      pid_t pid = fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        close(go[1]);
+        char c;
+        [[maybe_unused]] auto n = read(go[0], &c, 1);  // wait for the start: EOF when the parent closes
+        int rc = 0;
+        try {
+          auto s = open_sqlite_store(file);
+          NewTask t;
+          t.task_type = "memo";
+          s->add(t);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "child: %s\n", e.what());
+          rc = 1;
+        }
+        _exit(rc);
+      }
+      kids.push_back(pid);
+    }
+    close(go[0]);
+    close(go[1]);  // all children start now
+    int failed = 0;
+    for (pid_t k : kids) {
+      int status = 0;
+      waitpid(k, &status, 0);
+      failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    EXPECT_EQ(failed, 0) << "round " << round;
+    EXPECT_EQ(open_sqlite_store(file)->stats().waiting, procs) << "round " << round;
+  }
+}
+
+// Invariant (#11.11): create=false never creates a file ("no database at PATH"); read_only
+// opens without writing anything (no -wal/-shm files, no migration) and refuses writes.
+TEST_F(StoreTest, ReadOnlyAndNoCreate) {
+  SqliteOptions no_create;
+  no_create.create = false;
+  std::string missing = (dir_ / "missing.db").string();
+  try {
+    open_sqlite_store(missing, no_create);
+    ADD_FAILURE() << "opened a missing file";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("no database at " + missing), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(missing));
+  SqliteOptions ro;
+  ro.read_only = true;
+  EXPECT_THROW(open_sqlite_store(missing, ro), StoreError);
+  EXPECT_FALSE(std::filesystem::exists(missing));
+  auto id = store_->add(memo());
+  store_.reset();  // the last connection closes: -wal and -shm are removed
+  ASSERT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  auto size = std::filesystem::file_size(path_);
+  auto reader = open_sqlite_store(path_, ro);
+  EXPECT_EQ(reader->get(id)->creator_id, "123");
+  EXPECT_EQ(reader->list({}).size(), 1u);
+  EXPECT_EQ(reader->stats().waiting, 1);
+  EXPECT_THROW(reader->add(memo()), StoreError);
+  EXPECT_EQ(std::filesystem::file_size(path_), size);
 }
 
 }  // namespace

@@ -9,13 +9,20 @@
 //   d.stop(30s);          // stop claiming; let running tasks finish (then stop-request them)
 //
 // The claim loop sleeps until the earliest due task, or until woken: at once by add() or wake()
-// in this process, and within poll_interval for rows other processes write (it compares the
-// store's change_counter). Tasks are claimed in batches (at most `batch` in flight) with a lease
-// that is renewed every lease/3 while they run; a run whose lease was lost is stop-requested and
-// its outcome discarded (another runner owns the task). On start, expired leases of dead runners
-// are recovered, so every task runs at least once. Outcomes of runs that end at about the same
-// time are recorded in one transaction (group commit), which is what lets a dispatcher on SQLite
-// work tens of thousands of short tasks per second.
+// in this process, and within milliseconds for rows other processes write (the store's
+// wait_for_change: SQLite watches the database with inotify; poll_interval only bounds a sleep).
+// It claims about what can start soon — free workers plus `prefetch` — so several dispatchers
+// share the work; an attempt is counted when a run starts. Every claim carries a fencing token:
+// leases are renewed every lease/3 (on the monotonic clock), and a run whose claim is gone
+// (cancelled, or taken over after its lease expired) is stop-requested within a fraction of a
+// second and its outcome is not recorded; a claim cancelled before its run started never starts.
+// Outcomes of runs that end at about the same time are recorded in one transaction (group
+// commit); a failed commit (database locked, disk full) keeps the outcomes and is retried with
+// backoff while the leases are renewed. Recovery: at start and once per lease period, rows of
+// runners that are provably dead (same host, pid gone or reused) go back to waiting at once, and
+// rows whose lease expired go back unless their owner is provably alive, so every task runs at
+// least once and a wall-clock jump does not take live runs away. stop() gives claimed-but-unstarted
+// tasks back, and runs it stops after the grace period go back to waiting uncounted.
 //
 // Handlers: handle(name, fn) — fn(TaskContext) returns the result text; throwing fails the run
 // (retried per RetryPolicy up to the task's max_attempts). A task whose handler is not registered
@@ -45,20 +52,32 @@ struct TaskContext {
 };
 using Handler = std::function<std::string(const TaskContext&)>;
 
+// The shortest lease a dispatcher accepts: renewal every lease/3 must stay well above the time
+// a store call can take, or runs would be taken over while they run.
+inline constexpr std::chrono::milliseconds kMinLease{1000};
+
 struct DispatcherOptions {
-  std::string owner;  // lease owner name; default: host:pid:random
-  std::chrono::milliseconds poll_interval = std::chrono::seconds(1);  // cross-process change check
-  std::chrono::milliseconds lease = std::chrono::seconds(30);
-  std::size_t batch = 64;  // most tasks claimed and not finished at once
+  // Lease owner name. Default: HOST:PID:STARTTIME:RANDOM, where HOST is the host name plus a
+  // digest of the boot id and pid namespace and STARTTIME is /proc/PID/stat's field 22: from it
+  // a dispatcher on the same host can prove the owner dead (pid gone, or reused by a process
+  // with another start time) and take its rows back at once. Another name is only lease-checked.
+  std::string owner;
+  // Longest sleep without looking at the store; changes by any process wake the loop sooner.
+  std::chrono::milliseconds poll_interval = std::chrono::seconds(1);
+  std::chrono::milliseconds lease = std::chrono::seconds(30);  // >= kMinLease; renewed every lease/3
+  std::size_t batch = 64;    // most tasks claimed and not recorded at once
+  std::size_t prefetch = 2;  // tasks claimed beyond the pool's free workers (ready when one frees)
   RetryPolicy retry;
   // Called after each recorded run (any thread). The reports table gets the same information.
   std::function<void(const TaskRecord&, const RunResult&)> on_report;
-  // One line per run ("task 12 memo done in 3 ms"); default: none.
+  // One line per run ("task 12 exec done in 3 ms: hello"; the first line of the output or the
+  // error, capped; payloads are never logged) and per notable event; default: none.
   std::function<void(const std::string&)> log;
 };
 
 class Dispatcher {
  public:
+  // Throws std::invalid_argument naming the option for batch == 0 or lease < kMinLease.
   Dispatcher(TaskStore& store, ThreadPool& pool, DispatcherOptions opts = {});
   ~Dispatcher();  // stop(0): running tasks are stop-requested
   Dispatcher(const Dispatcher&) = delete;
@@ -67,7 +86,8 @@ class Dispatcher {
   void handle(std::string name, Handler h);
   void start();
   // Stops claiming, waits up to `grace` for running tasks, then requests stop on them and waits
-  // for them to return; claimed tasks that had not started are released unrun. Idempotent.
+  // for them to return; claimed tasks that had not started are released unrun, and a run that
+  // fails after its stop request goes back to waiting with its attempt uncounted. Idempotent.
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(30));
   void pause();   // stop claiming (running tasks go on)
   void resume();

@@ -15,15 +15,21 @@ namespace taskpool {
 
 struct SqliteOptions {
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);
-  bool create = true;      // create the file and schema if missing
-  bool read_only = false;  // open without writing (a read-only file or directory can still be read)
+  // Create the file and schema if missing. false: a missing (or empty) file is StoreError
+  // "no database at PATH", and nothing is created.
+  bool create = true;
+  // Open without writing anything: no migration, no WAL switch, so a read-only file or directory
+  // can still be listed, shown and counted. Every write then throws StoreError. An older schema
+  // is refused (it needs one read-write open to migrate).
+  bool read_only = false;
 };
 
 // Opens (and migrates) a taskpool database. Throws StoreError for a file that is not a taskpool
-// database, a newer schema, or an unusable file.
+// database, a newer schema, or an unusable file. Safe when many processes open a new file at
+// once: exactly one creates the schema, the others wait for it (up to busy_timeout).
 std::unique_ptr<TaskStore> open_sqlite_store(const std::string& path, const SqliteOptions& opts = {});
 
 // Current schema version written by this library.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 }  // namespace taskpool

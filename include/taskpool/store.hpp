@@ -47,6 +47,7 @@ static_assert(kMinTaskLevel == 0 && kMaxTaskLevel == 9, "schema CHECKs and docs/
 
 // Which runs write a report (the outbox the application reads). Unset: every run of a one-shot
 // task, failed runs of a repeating one (a 3-second job must not write 1,200 reports an hour).
+// always: every run and a cancellation; failure: failed runs only; never: none.
 enum class ReportOn { always, failure, never };
 std::string_view to_string(ReportOn r) noexcept;
 std::optional<ReportOn> parse_report_on(std::string_view s) noexcept;  // "always" | "failure" | "never"
@@ -77,9 +78,27 @@ struct TaskRecord {
   std::optional<std::string> last_error, result, unique_key, lease_owner;
   std::optional<wall_time> lease_until;
   std::optional<ReportOn> report_on;
+  // The planned time of the occurrence a pending retry belongs to (a repeating task's grid
+  // slot): exec_time is then the retry's backoff time. Null when no retry is pending. In a
+  // record returned by claim_due, exec_time is already the run's planned time.
+  std::optional<wall_time> planned_time;
+  // Fencing token: bumped by every claim. Every "is this still my run" check (start, renew,
+  // complete, release) matches it, so a run that was cancelled, retried and claimed again —
+  // even by the same dispatcher — can no longer touch the row.
+  std::int64_t claim_token = 0;
+  // Bumped by an upsert that changes exec_time or payload: a run that ends under a newer
+  // revision leaves the task waiting at its new time (the latest upsert wins).
+  std::int64_t revision = 0;
   // The handler that runs it: exec_task, or task_type when exec_task is empty.
   const std::string& handler() const noexcept { return exec_task.empty() ? task_type : exec_task; }
 };
+
+// Whether an outcome (done, failed or cancelled) of `t` writes a report, per its report_on.
+inline bool writes_report(const TaskRecord& t, TaskStatus outcome) noexcept {
+  ReportOn r = t.report_on.value_or(t.repeat_every ? ReportOn::failure : ReportOn::always);
+  if (r == ReportOn::never) return false;
+  return r == ReportOn::always || outcome == TaskStatus::failed;
+}
 
 // How one run ended, as reported by the dispatcher.
 struct RunResult {
@@ -87,7 +106,13 @@ struct RunResult {
   std::string result;  // ok: the handler's result text
   std::string error;   // !ok: what went wrong
   bool retryable = true;
+  // The run was stopped by its dispatcher's shutdown (grace expired), not by its own failure:
+  // the task goes back to waiting at the same planned time and the attempt is not counted.
+  bool interrupted = false;
 };
+
+// What the owner of a lease is known to be (see TaskStore::recover).
+enum class OwnerState { unknown, alive, dead };
 
 struct Report {
   std::int64_t id = 0, task_id = 0;
@@ -140,39 +165,73 @@ class TaskStore {
     return out;
   }
 
-  // waiting -> cancelled (a running task is cancelled when its run ends). False if finished.
+  // waiting or running -> cancelled, with a report. A running task's run is stopped: its
+  // dispatcher sees its claim gone within a fraction of a second (wait_for_change), and the row
+  // keeps lease_owner/lease_until until that run has ended, so a retry cannot start a second
+  // run beside it. False if already finished.
   virtual bool cancel(std::int64_t id) = 0;
-  // Moves a waiting task's exec_time (a sliding deadline). False unless waiting.
+  // Moves a waiting task's exec_time (a sliding deadline). False unless waiting. Throws
+  // std::invalid_argument when `by` or the new time is outside the range of time_text.hpp.
   virtual bool extend(std::int64_t id, std::chrono::milliseconds by) = 0;
   virtual bool reschedule(std::int64_t id, wall_time at) = 0;
   // failed/cancelled/done -> waiting now, attempts reset. False if waiting or running.
   virtual bool retry(std::int64_t id) = 0;
 
-  // Dispatcher side. Atomically marks up to `limit` due waiting tasks running with a lease held
-  // by `owner` until now + lease, highest level first, then earliest exec_time.
+  // Dispatcher side. A run's life: claim_due -> start_runs -> (renew_leases)* -> complete, or
+  // release when it is given back. Every call after the claim matches the claim's fencing
+  // token (TaskRecord::claim_token).
+  //
+  // Atomically marks up to `limit` due waiting tasks running with a lease held by `owner` until
+  // now + lease, highest level first, then earliest exec_time. A row whose previous run may
+  // still be ending (a cancelled run that has not acknowledged its end) is not claimable. The
+  // attempt is not counted yet (start_runs counts it).
   virtual std::vector<TaskRecord> claim_due(std::string_view owner, std::size_t limit, std::chrono::milliseconds lease) = 0;
-  // Extends the lease of a running task still held by `owner`. False when the lease was lost.
-  virtual bool renew_lease(std::int64_t id, std::string_view owner, std::chrono::milliseconds lease) = 0;
-  // Records the end of the run claimed as `claimed` and writes its report. Repeating tasks go
-  // back to waiting at their next grid time; failures are retried per `retry`. False if the
-  // lease was lost meanwhile (the run is not recorded; another runner owns the task).
-  virtual bool complete(const TaskRecord& claimed, std::string_view owner, const RunResult& outcome, const RetryPolicy& retry) = 0;
+  // Starts claimed runs, in one transaction: result[i] is true when claims[i] is still held
+  // (running under its token); its attempt is then counted (claims[i]->attempts updated). A
+  // false one must not run (cancelled or taken over while queued); release() it.
+  virtual std::vector<bool> start_runs(const std::vector<TaskRecord*>& claims) = 0;
+  // Extends the leases of held claims to now + lease, in one transaction; result[i] false when
+  // claims[i] is no longer held (its run must stop; another runner or a cancel owns the task).
+  virtual std::vector<bool> renew_leases(const std::vector<const TaskRecord*>& claims, std::chrono::milliseconds lease) = 0;
+  // Read-only: whether each claim is still held.
+  virtual std::vector<bool> claims_held(const std::vector<const TaskRecord*>& claims) = 0;
+  // Records the end of the run claimed as `claimed` (after start_runs) and writes its report
+  // per report_on. Repeating tasks go back to waiting at their next grid slot after the planned
+  // one; failures are retried per `retry` at a backoff time, keeping the planned time. If an
+  // upsert changed the task during the run (revision), it waits for its new time instead. False
+  // if the claim is no longer held (the outcome is not recorded; the row's lease is cleared if
+  // it still names this claim, acknowledging that the run ended).
+  virtual bool complete(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) = 0;
   // complete() for many runs in one transaction (group commit); result[i] is complete()'s answer
-  // for items[i].
+  // for items[i]. On an exception nothing is recorded and the call may be repeated.
   struct Completion {
     const TaskRecord* claimed;
     RunResult outcome;
   };
-  virtual std::vector<bool> complete_batch(const std::vector<Completion>& items, std::string_view owner,
-                                           const RetryPolicy& retry) = 0;
-  // Gives a claimed task back unrun (graceful stop): running -> waiting, attempt not counted.
-  virtual bool release(const TaskRecord& claimed, std::string_view owner) = 0;
-  // Running tasks whose lease expired go back to waiting (their runner died). Returns how many.
-  virtual std::size_t recover_expired() = 0;
-  // Earliest exec_time among waiting tasks.
+  virtual std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) = 0;
+  // Gives a claim back unrun: running -> waiting; `started` says whether start_runs counted an
+  // attempt (then uncounted). For a claim no longer held it only clears a lease that still
+  // names it. False if the row was not running under this claim.
+  virtual bool release(const TaskRecord& claimed, bool started) = 0;
+  // Recovery. Running rows go back to waiting when their owner is `dead` per owner_state, or
+  // when their lease expired and the owner is not known `alive` (a same-host owner that is
+  // provably alive keeps its rows, e.g. across a forward jump of the wall clock). Leases left on
+  // finished rows by runs that never acknowledged their end are cleared the same way. Waiting
+  // rows whose exec_time is not a time in the supported range (text written by another
+  // program, a far-future sentinel) are marked failed with last_error naming the value. Returns
+  // how many rows were returned to waiting. owner_state may be empty (every owner unknown).
+  virtual std::size_t recover(const std::function<OwnerState(std::string_view owner)>& owner_state) = 0;
+  std::size_t recover_expired() { return recover({}); }
+  // Earliest exec_time among claimable waiting tasks: exactly the rows claim_due may take, so a
+  // "due" answer is never followed by an empty claim for lack of a claimable row.
   virtual std::optional<wall_time> next_due() = 0;
-  // Changes whenever any process commits to the database (cheap; SQLite's data_version).
-  virtual std::uint64_t change_counter() = 0;
+  // Blocks until any process may have committed to the database since the previous call (true),
+  // until `deadline` (false), or until interrupt_wait(). SQLite: PRAGMA data_version plus an
+  // inotify watch of the database file and its -wal file, so a row written by another process
+  // (the command, a bot with sqlite3) wakes the waiter within milliseconds.
+  virtual bool wait_for_change(std::chrono::steady_clock::time_point deadline) = 0;
+  // Makes a wait_for_change in progress (on any thread) return now.
+  virtual void interrupt_wait() = 0;
 
   virtual std::vector<Report> reports(bool unacked_only, std::size_t limit) = 0;
   virtual std::size_t ack_reports(const std::vector<std::int64_t>& ids) = 0;

@@ -1,42 +1,184 @@
 // src/store/dispatcher.cpp — see taskpool/dispatcher.hpp.
 //
 // Design note. One claim-loop thread per Dispatcher; runs execute on the ThreadPool. mu guards
-// the handler map, the in-flight map and the flags; store calls are made without holding it.
-// A claimed task is "in flight" from the claim until its outcome is recorded (or it is released);
-// the loop never holds more than `batch` in flight, so claimed rows do not wait in the pool's
-// queue for long while their lease runs. Every in-flight row's lease is renewed every lease/3;
-// a failed renewal means another runner took the task over (our lease had expired), so the run
-// is stop-requested and its outcome is refused by the store.
+// the handler map, the in-flight map, the queues of starts and outcomes, and the flags; store
+// calls are made without holding it.
+//  - A claim is "in flight" from claim_due until its outcome is recorded (or it is released).
+//    In-flight state is keyed by the claim (task id, fencing token), never by the task id alone:
+//    after a cancel and a retry the same task can be claimed again while the old run is still
+//    ending, and the two must not share an entry.
+//  - The loop claims about what can start soon: the pool's threads plus `prefetch`, minus the
+//    claims that still occupy a worker, so a second daemon gets its share of the work.
+//  - A run starts through start_runs (group start: runs that reach a worker together are started
+//    in one transaction), which counts the attempt and refuses a claim cancelled or taken over
+//    while it was queued: such a run never starts.
+//  - The loop sleeps in the store's wait_for_change (woken by any process's commit, or by
+//    interrupt_wait from wake()/stop()/a recorded outcome). After a change it checks its claims
+//    (at most every kCheckEvery), so a cancel reaches its run within a fraction of a second;
+//    renewals every lease/3 (steady clock) do the same check.
+//  - Outcomes are recorded by group commit. A failed commit keeps them, and the loop retries
+//    it with backoff while it keeps renewing the leases, so nothing is lost and nothing reruns.
+//  - Claim backoff: a claim that fails waits 100 ms doubling to 5 s; an empty claim while the
+//    store still says "due" waits 5 ms doubling to 1 s. The loop never spins on a row it cannot
+//    take, and logs a failing store at most once per backoff step.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "taskpool/dispatcher.hpp"
 
 namespace taskpool {
+namespace {
+
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kCheckEvery{50};  // claims are checked at most this often after a change
+constexpr std::size_t kLogLine = 200;    // characters of output or error shown per run
+
+std::string read_text(const char* path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Field 22 (starttime) and field 3 (state) of /proc/PID/stat; nullopt if there is no such pid.
+struct ProcStat {
+  char state;
+  std::string start;
+};
+std::optional<ProcStat> proc_stat(const std::string& pid) {
+  std::string s = read_text(("/proc/" + pid + "/stat").c_str());
+  auto close = s.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream in(s.substr(close + 1));
+  std::string field;
+  ProcStat st{};
+  for (int i = 3; i <= 22 && (in >> field); ++i) {
+    if (i == 3) st.state = field.empty() ? '?' : field[0];
+    if (i == 22) st.start = field;
+  }
+  if (st.start.empty()) return std::nullopt;
+  return st;
+}
+
+// "Same host" must mean "a pid here names the same process": the host name plus a digest of the
+// boot id and the pid namespace (two containers sharing a host name and a database file do not
+// see each other's pids).
+std::string host_key() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::string name = host;
+  for (char& c : name)
+    if (c == ':') c = '_';
+  char ns[64] = {};
+  [[maybe_unused]] auto n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (char c : read_text("/proc/sys/kernel/random/boot_id") + ns) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  char digest[16];
+  std::snprintf(digest, sizeof digest, "%08x", static_cast<unsigned>(h ^ (h >> 32)));
+  return name + "." + digest;
+}
+
+// What we can prove about a lease owner named HOST:PID:STARTTIME:RANDOM.
+OwnerState probe_owner(std::string_view owner, const std::string& my_host) {
+  auto c3 = owner.rfind(':');
+  if (c3 == std::string_view::npos || c3 == 0) return OwnerState::unknown;
+  auto c2 = owner.rfind(':', c3 - 1);
+  if (c2 == std::string_view::npos || c2 == 0) return OwnerState::unknown;
+  auto c1 = owner.rfind(':', c2 - 1);
+  if (c1 == std::string_view::npos) return OwnerState::unknown;
+  std::string_view host = owner.substr(0, c1), pid = owner.substr(c1 + 1, c2 - c1 - 1), start = owner.substr(c2 + 1, c3 - c2 - 1);
+  auto digits = [](std::string_view s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos; };
+  if (host != my_host || !digits(pid) || !digits(start)) return OwnerState::unknown;
+  auto st = proc_stat(std::string(pid));
+  if (!st || st->start != start || st->state == 'Z' || st->state == 'X') return OwnerState::dead;
+  return OwnerState::alive;
+}
+
+std::string default_owner(const std::string& host) {
+  std::string pid = std::to_string(::getpid());
+  auto st = proc_stat(pid);
+  std::random_device rd;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%08x", rd());
+  return host + ":" + pid + ":" + (st ? st->start : "0") + ":" + suffix;
+}
+
+// The first non-empty line of `s`, capped.
+std::string first_line(std::string_view s) {
+  std::size_t b = 0;
+  while (b < s.size()) {
+    std::size_t e = s.find('\n', b);
+    if (e == std::string_view::npos) e = s.size();
+    std::string_view line = s.substr(b, e - b);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (!line.empty()) {
+      std::string out(line.substr(0, kLogLine));
+      if (line.size() > kLogLine) out += "...";
+      return out;
+    }
+    b = e + 1;
+  }
+  return "";
+}
+
+// A run's result for the log: an exec result ({"exit_code":N,"output":"..."}) shows the first
+// line of its output; other results their first line.
+std::string summarize_result(std::string_view text) {
+  if (!text.empty() && text.front() == '{') {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_object() && j.contains("output") && j["output"].is_string()) return first_line(j["output"].get<std::string>());
+  }
+  return first_line(text);
+}
+// An error for the log: "exec: exit code 3; {json}" shows as "exec: exit code 3: first line".
+std::string summarize_error(std::string_view err) {
+  auto pos = err.find("; {");
+  if (pos == std::string_view::npos) return first_line(err);
+  std::string out = summarize_result(err.substr(pos + 2));
+  return first_line(err.substr(0, pos)) + (out.empty() ? "" : ": " + out);
+}
+
+}  // namespace
 
 struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
+  using Key = std::pair<std::int64_t, std::int64_t>;  // (task id, claim token)
   struct Flight {
-    TaskRecord rec;
+    TaskRecord rec;  // as claimed; attempts set by the start
     std::stop_source stop;
-    bool started = false;  // guarded by Impl::mu
+    // Guarded by Impl::mu:
+    bool started = false;
+    bool revoked = false;        // the claim is gone (cancelled or taken over): not recorded
+    bool finished = false;       // its outcome is queued in `done`
+    bool shutdown_stop = false;  // stop-requested by stop() after its grace period, while running
+    std::optional<bool> start_result;
+    Key key() const { return {rec.id, rec.claim_token}; }
+  };
+  struct Done {
+    std::shared_ptr<Flight> flight;
+    RunResult result;
+    long long ms;
   };
 
-  Impl(TaskStore& s, ThreadPool& p, DispatcherOptions o) : store(s), pool(p), opts(std::move(o)) {
-    if (opts.owner.empty()) {
-      char host[256] = {};
-      gethostname(host, sizeof host - 1);
-      std::random_device rd;
-      char suffix[16];
-      std::snprintf(suffix, sizeof suffix, "%08x", rd());
-      opts.owner = std::string(host) + ":" + std::to_string(::getpid()) + ":" + suffix;
-    }
+  Impl(TaskStore& s, ThreadPool& p, DispatcherOptions o) : store(s), pool(p), opts(std::move(o)), host(host_key()) {
+    if (opts.owner.empty()) opts.owner = default_owner(host);
     if (opts.batch == 0) throw std::invalid_argument("taskpool::Dispatcher: batch must be at least 1");
-    if (opts.lease.count() <= 0) throw std::invalid_argument("taskpool::Dispatcher: lease must be positive");
+    if (opts.lease < kMinLease)
+      throw std::invalid_argument("taskpool::Dispatcher: lease " + std::to_string(opts.lease.count()) +
+                                  "ms is below the minimum of " + std::to_string(kMinLease.count()) + "ms");
+    if (opts.poll_interval.count() <= 0) throw std::invalid_argument("taskpool::Dispatcher: poll_interval must be positive");
   }
 
   void log(const std::string& line) {
@@ -48,120 +190,306 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
+  OwnerState owner_state(std::string_view o) const {
+    // Our own leaked rows (a release that failed) are recovered by their lease like anyone's.
+    if (o == opts.owner) return OwnerState::unknown;
+    return probe_owner(o, host);
+  }
+
+  std::size_t recover(const char* why) {
+    try {
+      std::size_t n = store.recover([this](std::string_view o) { return owner_state(o); });
+      if (n) log("recovered " + std::to_string(n) + " task(s) " + why);
+      return n;
+    } catch (const std::exception& e) {
+      log(std::string("recovery failed: ") + e.what());
+      return 0;
+    }
+  }
+
+  static std::chrono::nanoseconds wall_offset() {
+    return std::chrono::system_clock::now().time_since_epoch() - steady::now().time_since_epoch();
+  }
+
+  void wake_locked() {
+    woken = true;
+    store.interrupt_wait();
+  }
+
+  // Claims that may start soon: free workers plus prefetch; never more than `batch` in flight.
+  std::size_t capacity_locked() const {
+    if (flights.size() >= opts.batch) return 0;
+    const std::size_t occupying = flights.size() - std::min(flights.size(), done.size());
+    const std::size_t want = workers + opts.prefetch;
+    return want > occupying ? std::min(want - occupying, opts.batch - flights.size()) : 0;
+  }
+
   void loop() {
-    using clk = std::chrono::steady_clock;
-    std::uint64_t last_counter = 0;
-    std::optional<wall_time> due;  // cached earliest exec_time among waiting rows
-    bool due_known = false;
-    auto next_renew = clk::now() + opts.lease / 3;
-    auto next_recover = clk::now() + opts.lease;
+    auto now = steady::now();
+    auto next_renew = now + opts.lease / 3;
+    auto next_recover = now + opts.lease;
+    auto next_check = now;
+    auto claim_not_before = now, fail_not_before = now;
+    milliseconds fail_backoff{100}, empty_backoff{5};
+    bool check_pending = false, need_due = true, empty_claim = false;
+    wall_time due = wall_time::max();  // earliest claimable exec_time; max: none
+    auto last_offset = wall_offset();
     std::unique_lock lk(mu);
-    while (!stopping || !flights.empty()) {
+    while (!stopping || !flights.empty() || !done.empty()) {
+      now = steady::now();
+      // A wall-clock jump makes leases look expired (forward) or long (backward): give every
+      // owner a lease period of renewals on the new clock before recovering anything.
+      auto offset = wall_offset();
+      if (std::chrono::abs(offset - last_offset) > opts.lease / 3) {
+        log("the wall clock moved by " + std::to_string(std::chrono::duration_cast<milliseconds>(offset - last_offset).count()) +
+            " ms; recovery waits one lease period");
+        next_recover = std::max(next_recover, now + opts.lease);
+        next_renew = now;
+      }
+      last_offset = offset;
+
       const bool claiming = !stopping && !paused;
-      const std::size_t cap = claiming && flights.size() < opts.batch ? opts.batch - flights.size() : 0;
-      const bool due_now = !due_known || (due && *due <= std::chrono::system_clock::now());
-      bool full_batch = false;
-      if (cap > 0 && (due_now || woken)) {
+      const std::size_t cap = claiming ? capacity_locked() : 0;
+      const bool due_now = due <= std::chrono::system_clock::now();
+      if (cap > 0 && now >= fail_not_before && (woken || (due_now && now >= claim_not_before))) {
         woken = false;
         lk.unlock();
         std::vector<TaskRecord> got;
+        bool failed = false;
         try {
           got = store.claim_due(opts.owner, cap, opts.lease);
         } catch (const std::exception& e) {
-          log(std::string("claim failed: ") + e.what());
+          failed = true;
+          log(std::string("claim failed: ") + e.what() + "; retrying in " + std::to_string(fail_backoff.count()) + " ms");
         }
         lk.lock();
-        due_known = false;
-        full_batch = got.size() == cap;
+        now = steady::now();
+        need_due = true;
+        if (failed) {
+          fail_not_before = now + fail_backoff;
+          fail_backoff = std::min(fail_backoff * 2, milliseconds(5000));
+        } else {
+          fail_backoff = milliseconds(100);
+          empty_claim = got.empty();
+          if (!got.empty()) empty_backoff = milliseconds(5);
+        }
         for (TaskRecord& r : got) launch_locked(std::move(r));
+        if (!got.empty() && got.size() == cap) continue;  // more may be due right now
       }
-      auto now = clk::now();
-      if (now >= next_renew) {
+      if (!done.empty() && !flushing && now >= commit_retry_at) {
+        flushing = true;
+        lk.unlock();
+        flush();
+        lk.lock();
+        now = steady::now();
+      }
+      if (now >= next_renew || (now >= next_recover && !stopping)) {
         renew_locked(lk);
-        next_renew = clk::now() + opts.lease / 3;
+        next_renew = steady::now() + opts.lease / 3;
+        check_pending = false;
+      }
+      if (check_pending && now >= next_check) {
+        check_locked(lk);
+        next_check = steady::now() + std::min(kCheckEvery, opts.poll_interval);
+        check_pending = false;
       }
       if (now >= next_recover && !stopping) {
         lk.unlock();
+        recover("whose runner died or whose lease expired");
+        lk.lock();
+        next_recover = steady::now() + opts.lease;
+        need_due = true;
+      }
+      if (need_due) {
+        lk.unlock();
+        std::optional<wall_time> d;
+        bool ok = true;
         try {
-          if (std::size_t n = store.recover_expired()) {
-            log("recovered " + std::to_string(n) + " task(s) with expired leases");
-            due_known = false;
-          }
+          d = store.next_due();
         } catch (const std::exception& e) {
-          log(std::string("recovery failed: ") + e.what());
+          ok = false;
+          log(std::string("store check failed: ") + e.what());
         }
         lk.lock();
-        next_recover = clk::now() + opts.lease;
-      }
-      if (full_batch) continue;  // more may be due right now
-      // Learn the next due time; re-read only if the database changed.
-      lk.unlock();
-      try {
-        std::uint64_t counter = store.change_counter();
-        if (!due_known || counter != last_counter) {
-          due = store.next_due();
-          due_known = true;
-          last_counter = counter;
+        need_due = false;
+        // On an error, look again when the store changes or at the poll interval.
+        due = ok && d ? *d : wall_time::max();
+        if (empty_claim && due <= std::chrono::system_clock::now()) {
+          // The store says "due" but the claim took nothing: never spin on it.
+          claim_not_before = steady::now() + empty_backoff;
+          empty_backoff = std::min(empty_backoff * 2, milliseconds(1000));
+        } else if (empty_claim) {
+          empty_backoff = milliseconds(5);
         }
+        empty_claim = false;
+        continue;  // claim if due now
+      }
+      if (stopping && flights.empty() && done.empty()) break;
+      now = steady::now();
+      auto deadline = std::min({now + opts.poll_interval, next_renew, next_recover});
+      if (check_pending) deadline = std::min(deadline, next_check);
+      if (!done.empty() && !flushing) deadline = std::min(deadline, commit_retry_at);
+      if (due != wall_time::max() && claiming && capacity_locked() > 0) {
+        auto until = std::chrono::ceil<steady::duration>(due - std::chrono::system_clock::now());
+        deadline = std::min(deadline, std::max({now + until, claim_not_before, fail_not_before}));
+      }
+      if (woken && capacity_locked() > 0 && claiming) {
+        if (now >= fail_not_before) continue;
+        deadline = std::min(deadline, fail_not_before);
+      }
+      if (stopping) deadline = std::min(deadline, now + milliseconds(50));  // outcomes are coming
+      if (deadline <= now) continue;
+      woken = false;
+      lk.unlock();
+      bool changed = false;
+      try {
+        changed = store.wait_for_change(deadline);
       } catch (const std::exception& e) {
         log(std::string("store check failed: ") + e.what());
+        std::this_thread::sleep_for(std::min<steady::duration>(deadline - steady::now(), opts.poll_interval));
       }
       lk.lock();
-      auto deadline = std::min({clk::now() + opts.poll_interval, next_renew, next_recover});
-      if (due && !stopping && !paused && flights.size() < opts.batch) {
-        auto until = *due - std::chrono::system_clock::now();
-        if (until <= std::chrono::nanoseconds::zero()) continue;  // due now: claim
-        deadline = std::min(deadline, clk::now() + std::chrono::ceil<clk::duration>(until));
+      if (changed) {
+        need_due = true;
+        if (!flights.empty()) check_pending = true;
       }
-      cv.wait_until(lk, deadline, [&] { return woken || (stopping && flights.empty()); });
     }
   }
 
   void launch_locked(TaskRecord r) {
     auto f = std::make_shared<Flight>();
     f->rec = std::move(r);
-    flights[f->rec.id] = f;
+    flights[f->key()] = f;
     ++st.claimed;
     try {
       pool.post(Priority{f->rec.task_level}, [self = shared_from_this(), f] { self->run(f); });
     } catch (const std::exception& e) {
-      flights.erase(f->rec.id);
+      flights.erase(f->key());
       log("task " + std::to_string(f->rec.id) + " released: " + e.what());
-      try {
-        store.release(f->rec, opts.owner);
-      } catch (...) {
-      }
+      release(f, false);
     }
   }
 
-  void renew_locked(std::unique_lock<std::mutex>& lk) {
+  void release(const std::shared_ptr<Flight>& f, bool ran) {
+    try {
+      store.release(f->rec, ran);
+    } catch (const std::exception& e) {
+      log("task " + std::to_string(f->rec.id) + ": giving the claim back failed (" + e.what() +
+          "); it returns to waiting when its lease expires");
+    }
+  }
+
+  // Gives the claim back, then drops the flight: stop() returns only after the row is released.
+  void release_and_forget(const std::shared_ptr<Flight>& f, bool ran) {
+    release(f, ran);
+    std::lock_guard lk(mu);
+    flights.erase(f->key());
+    cv.notify_all();
+    wake_locked();
+  }
+
+  void revoke_locked(Flight& f, const char* why) {
+    if (f.revoked) return;
+    f.revoked = true;
+    f.stop.request_stop();
+    log("task " + std::to_string(f.rec.id) + " " + f.rec.handler() + ": " + why +
+        (f.started ? "; stopping its run" : "; it will not start"));
+  }
+
+  std::vector<std::shared_ptr<Flight>> live_flights_locked() const {
     std::vector<std::shared_ptr<Flight>> fs;
-    for (auto& [id, f] : flights) fs.push_back(f);
+    for (auto& [k, f] : flights)
+      if (!f->revoked) fs.push_back(f);
+    return fs;
+  }
+
+  // Renews every live claim's lease; a claim that is gone is revoked (its run stop-requested).
+  void renew_locked(std::unique_lock<std::mutex>& lk) {
+    auto fs = live_flights_locked();
+    if (fs.empty()) return;
+    std::vector<const TaskRecord*> recs;
+    for (auto& f : fs) recs.push_back(&f->rec);
     lk.unlock();
-    for (auto& f : fs) {
-      bool ok = false;
-      try {
-        ok = store.renew_lease(f->rec.id, opts.owner, opts.lease);
-      } catch (const std::exception& e) {
-        log(std::string("lease renewal failed: ") + e.what());
-        continue;
-      }
-      if (!ok) f->stop.request_stop();  // another runner owns it now
+    std::vector<bool> ok;
+    try {
+      ok = store.renew_leases(recs, opts.lease);
+    } catch (const std::exception& e) {
+      log(std::string("lease renewal failed: ") + e.what() + "; retrying at the next renewal");
     }
     lk.lock();
+    for (std::size_t i = 0; i < ok.size(); ++i)
+      if (!ok[i]) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
+  }
+
+  // The read-only twin of renew_locked, run soon after any change to the database.
+  void check_locked(std::unique_lock<std::mutex>& lk) {
+    auto fs = live_flights_locked();
+    if (fs.empty()) return;
+    std::vector<const TaskRecord*> recs;
+    for (auto& f : fs) recs.push_back(&f->rec);
+    lk.unlock();
+    std::vector<bool> ok;
+    try {
+      ok = store.claims_held(recs);
+    } catch (const std::exception&) {
+      // The next renewal checks again.
+    }
+    lk.lock();
+    for (std::size_t i = 0; i < ok.size(); ++i)
+      if (!ok[i]) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
+  }
+
+  // Group start: the first run to arrive starts everything queued in one transaction.
+  bool start(const std::shared_ptr<Flight>& f) {
+    std::unique_lock lk(mu);
+    starts.push_back(f);
+    while (!f->start_result) {
+      if (starting) {
+        start_cv.wait(lk);
+        continue;
+      }
+      starting = true;
+      std::vector<std::shared_ptr<Flight>> batch;
+      batch.swap(starts);
+      std::vector<TaskRecord*> recs;
+      for (auto& b : batch) recs.push_back(&b->rec);
+      lk.unlock();
+      std::vector<bool> ok(batch.size(), false);
+      try {
+        ok = store.start_runs(recs);
+      } catch (const std::exception& e) {
+        log("starting " + std::to_string(batch.size()) + " run(s) failed: " + e.what() + "; giving them back");
+      }
+      lk.lock();
+      for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->start_result = ok[i];
+      starting = false;
+      start_cv.notify_all();
+    }
+    return *f->start_result;
   }
 
   void run(const std::shared_ptr<Flight>& f) {
-    Handler h;
+    bool give_back;
     {
       std::lock_guard lk(mu);
-      if (stopping) {  // claimed but not started: give it back
-        flights.erase(f->rec.id);
-        cv.notify_all();
-        try {
-          store.release(f->rec, opts.owner);
-        } catch (...) {
-        }
+      give_back = stopping || f->revoked;
+    }
+    if (give_back) {  // claimed but not started: give it back (or acknowledge the claim's end)
+      release_and_forget(f, false);
+      return;
+    }
+    if (!start(f)) {
+      log("task " + std::to_string(f->rec.id) + " " + f->rec.handler() +
+          " not started: no longer claimed (cancelled or taken over while queued)");
+      release_and_forget(f, false);  // acknowledges the claim's end, clearing its lease
+      return;
+    }
+    Handler h;
+    {
+      std::unique_lock lk(mu);
+      if (stopping && f->stop.stop_requested()) {  // the grace period ended while it was starting
+        lk.unlock();
+        release_and_forget(f, true);
         return;
       }
       f->started = true;
@@ -169,7 +497,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (it != handlers.end()) h = it->second;
     }
     RunResult res;
-    auto t0 = std::chrono::steady_clock::now();
+    auto t0 = steady::now();
     if (!h) {
       res.ok = false;
       res.retryable = false;
@@ -185,56 +513,96 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         res.error = "non-standard exception";
       }
     }
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+    auto ms = std::chrono::duration_cast<milliseconds>(steady::now() - t0).count();
     // Group commit: queue the outcome; whoever finds no flush running records everything queued
     // in one transaction (one write transaction per task would cap throughput at the commit rate).
     {
       std::lock_guard lk(mu);
+      f->finished = true;
       done.push_back({f, std::move(res), ms});
-      if (flushing) return;
+      if (flushing || steady::now() < commit_retry_at) return;  // the loop retries a failed commit
       flushing = true;
     }
     flush();
   }
-
-  struct Done {
-    std::shared_ptr<Flight> flight;
-    RunResult result;
-    long long ms;
-  };
 
   void flush() {
     for (;;) {
       std::vector<Done> batch;
       {
         std::lock_guard lk(mu);
-        batch.swap(done);
-        if (batch.empty()) {
+        if (done.empty() || steady::now() < commit_retry_at) {
           flushing = false;
           return;
         }
+        batch.swap(done);
       }
       std::vector<TaskStore::Completion> items;
       items.reserve(batch.size());
-      for (auto& d : batch) items.push_back({&d.flight->rec, d.result});
-      std::vector<bool> recorded(batch.size(), false);
-      try {
-        recorded = store.complete_batch(items, opts.owner, opts.retry);
-      } catch (const std::exception& e) {
-        log(std::string("recording outcomes failed: ") + e.what());
+      for (auto& d : batch) {
+        RunResult r = d.result;
+        // shutdown_stop is written (under mu) only before `finished` is set, and `finished` was
+        // set under mu before this batch was taken: reading it here races with nothing.
+        r.interrupted = d.flight->shutdown_stop && !r.ok;
+        items.push_back({&d.flight->rec, std::move(r)});
       }
+      std::vector<bool> recorded;
+      try {
+        recorded = store.complete_batch(items, opts.retry);
+      } catch (const std::exception& e) {
+        std::lock_guard lk(mu);
+        auto now = steady::now();
+        if (!commit_failing_since) commit_failing_since = now;
+        if (stopping && now - *commit_failing_since > opts.lease) {
+          // Stopping, and the store refused for a whole lease: give up rather than hang. The
+          // rows stay running and are recovered (and run again) after this process exits.
+          log("giving up recording " + std::to_string(batch.size()) + " outcome(s): " + e.what() +
+              "; those tasks run again after recovery");
+          for (auto& d : batch) flights.erase(d.flight->key());
+          cv.notify_all();
+          continue;
+        }
+        log("recording " + std::to_string(batch.size()) + " outcome(s) failed: " + e.what() + "; keeping them, retrying in " +
+            std::to_string(commit_backoff.count()) + " ms");
+        done.insert(done.begin(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+        commit_retry_at = now + commit_backoff;
+        commit_backoff = std::min(commit_backoff * 2, milliseconds(5000));
+        flushing = false;
+        wake_locked();  // the loop owns the retry
+        return;
+      }
+      bool retried = false;
+      {
+        std::lock_guard lk(mu);
+        retried = commit_failing_since.has_value();
+        commit_failing_since.reset();
+        commit_backoff = milliseconds(50);
+      }
+      if (retried) log("recorded " + std::to_string(batch.size()) + " outcome(s) after the store recovered");
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto& d = batch[i];
+        const TaskRecord& r = d.flight->rec;
         if (recorded[i] && opts.on_report) {
           try {
-            opts.on_report(d.flight->rec, d.result);
+            opts.on_report(r, d.result);
           } catch (...) {
           }
         }
-        if (opts.log)
-          log("task " + std::to_string(d.flight->rec.id) + " " + d.flight->rec.handler() + " " +
-              (!recorded[i] ? "lost its lease" : d.result.ok ? "done" : "failed: " + d.result.error) + " in " +
-              std::to_string(d.ms) + " ms");
+        if (!opts.log) continue;
+        std::string line = "task " + std::to_string(r.id) + " " + r.handler() + " ";
+        const std::string took = " in " + std::to_string(d.ms) + " ms";
+        if (!recorded[i]) {
+          line += "ended" + took + "; outcome not recorded: the claim was gone (cancelled, or claimed again after its lease expired)";
+        } else if (items[i].outcome.interrupted) {
+          line += "stopped by shutdown" + took + "; back to waiting, attempt not counted";
+        } else if (d.result.ok) {
+          std::string out = summarize_result(d.result.result);
+          line += "done" + took + (out.empty() ? "" : ": " + out);
+        } else {
+          line += "failed (attempt " + std::to_string(r.attempts) + "/" + std::to_string(r.max_attempts) + ")" + took + ": " +
+                  summarize_error(d.result.error);
+        }
+        log(line);
       }
       std::lock_guard lk(mu);
       for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -245,23 +613,30 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         } else {
           ++st.failed;
         }
-        flights.erase(batch[i].flight->rec.id);
+        flights.erase(batch[i].flight->key());
       }
-      woken = true;  // room for more claims
       cv.notify_all();
+      wake_locked();  // room for more claims
     }
   }
 
   TaskStore& store;
   ThreadPool& pool;
   DispatcherOptions opts;
-  mutable std::mutex mu;  // guards everything below
-  std::condition_variable cv;
+  const std::string host;  // host_key(): whose pids we can check
+  mutable std::mutex mu;   // guards everything below except `thread` and `stop_mu`
+  std::condition_variable cv, start_cv;
   std::map<std::string, Handler, std::less<>> handlers;
-  std::map<std::int64_t, std::shared_ptr<Flight>> flights;
+  std::map<Key, std::shared_ptr<Flight>> flights;
+  std::size_t workers = 1;  // the pool's thread bound, read at start
   bool started = false, stopping = false, paused = false, woken = false;
-  std::vector<Done> done;  // outcomes waiting to be recorded
-  bool flushing = false;   // a thread is recording outcomes
+  std::vector<std::shared_ptr<Flight>> starts;  // runs waiting for the group start
+  bool starting = false;                        // a thread is running start_runs
+  std::vector<Done> done;                       // outcomes waiting to be recorded
+  bool flushing = false;                        // a thread is recording outcomes
+  steady::time_point commit_retry_at{};         // a failed commit is retried from then on
+  milliseconds commit_backoff{50};
+  std::optional<steady::time_point> commit_failing_since;
   Stats st;
   std::thread thread;
   std::mutex stop_mu;  // serializes stop()
@@ -282,11 +657,8 @@ void Dispatcher::start() {
   std::lock_guard lk(impl_->mu);
   if (impl_->started) return;
   impl_->started = true;
-  try {
-    if (std::size_t n = impl_->store.recover_expired()) impl_->log("recovered " + std::to_string(n) + " task(s) left running by a dead runner");
-  } catch (const std::exception& e) {
-    impl_->log(std::string("recovery failed: ") + e.what());
-  }
+  impl_->workers = std::max<std::size_t>(1, impl_->pool.stats().max_threads);
+  impl_->recover("left running by a runner that died or whose lease expired");
   impl_->thread = std::thread([impl = impl_] { impl->loop(); });
 }
 
@@ -303,11 +675,16 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   }
   m.stopping = true;
   m.cv.notify_all();
+  m.wake_locked();
   if (!m.cv.wait_for(lk, grace, [&] { return m.flights.empty(); })) {
-    for (auto& [id, f] : m.flights) f->stop.request_stop();
+    for (auto& [key, f] : m.flights) {
+      if (f->started && !f->finished) f->shutdown_stop = true;  // its failure now is ours, not the task's
+      f->stop.request_stop();
+    }
     m.cv.wait(lk, [&] { return m.flights.empty(); });
   }
   lk.unlock();
+  m.store.interrupt_wait();
   m.thread.join();
 }
 
@@ -318,12 +695,12 @@ void Dispatcher::pause() {
 void Dispatcher::resume() {
   std::lock_guard lk(impl_->mu);
   impl_->paused = false;
-  impl_->woken = true;
+  impl_->wake_locked();
   impl_->cv.notify_all();
 }
 void Dispatcher::wake() {
   std::lock_guard lk(impl_->mu);
-  impl_->woken = true;
+  impl_->wake_locked();
   impl_->cv.notify_all();
 }
 std::int64_t Dispatcher::add(const NewTask& t) {

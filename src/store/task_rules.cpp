@@ -50,9 +50,14 @@ void validate(const NewTask& t) {
     throw std::invalid_argument("a task needs exec_task (its handler) or task_type");
 }
 
-std::int64_t next_slot(std::int64_t slot, std::int64_t every, std::int64_t now) {
+std::optional<std::int64_t> next_slot(std::int64_t slot, std::int64_t every, std::int64_t now) {
+  using std::chrono::milliseconds;
+  const std::int64_t max = std::chrono::duration_cast<milliseconds>(kMaxTime.time_since_epoch()).count();
+  // Inside the range no sum below overflows: slot, now < kMaxTime and every <= kMaxDuration.
+  if (every <= 0 || every > kMaxDuration.count() || slot < 0 || slot >= max || now >= max) return std::nullopt;
   std::int64_t next = slot + every;
   if (next <= now) next = slot + ((now - slot) / every + 1) * every;  // missed slots are skipped
+  if (next >= max) return std::nullopt;
   return next;
 }
 
@@ -61,6 +66,7 @@ std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u) {
   for (int i = 1; i < attempts && d < static_cast<double>(p.max.count()); ++i) d *= 2;
   d = std::min(d, static_cast<double>(p.max.count()));
   d *= 1.0 + p.jitter * u;
+  d = std::min(d, static_cast<double>(kMaxDuration.count()));  // a huge policy cannot leave the time range
   return std::max<std::int64_t>(0, static_cast<std::int64_t>(d));
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "taskpool/store.hpp"
@@ -16,11 +17,12 @@ namespace taskpool::store {
 void validate(const NewTask& t);
 
 // The next grid slot of a repeating task after `now`: slot + k * every for the smallest k >= 1
-// with a result > now (missed slots are skipped, never run in a burst). Times in ms.
-std::int64_t next_slot(std::int64_t slot, std::int64_t every, std::int64_t now);
+// with a result > now (missed slots are skipped, never run in a burst). Times in ms. nullopt
+// when that slot is at or past kMaxTime (the series ends there) or the inputs are out of range.
+std::optional<std::int64_t> next_slot(std::int64_t slot, std::int64_t every, std::int64_t now);
 
 // Retry delay after the `attempts`-th failed run: min(max, base * 2^(attempts-1)), scaled by
-// (1 + jitter * u) for u in [-1, 1] (the caller draws u). In ms, never negative.
+// (1 + jitter * u) for u in [-1, 1] (the caller draws u). In ms, in [0, kMaxDuration].
 std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u);
 
 // Unset report targets mean the creator and the creator's group (the origin's rule).

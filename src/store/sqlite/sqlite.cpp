@@ -3,9 +3,8 @@
 namespace taskpool::store {
 
 void throw_sqlite(sqlite3* db, int rc, std::string_view what) {
-  std::string msg = "taskpool store: " + std::string(what) + ": ";
-  msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  throw StoreError(msg);
+  std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  throw SqliteError("taskpool store: " + std::string(what) + ": " + detail, db ? sqlite3_extended_errcode(db) : rc, detail);
 }
 
 Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {

@@ -15,6 +15,21 @@
 
 namespace taskpool::store {
 
+// A StoreError that keeps SQLite's extended result code (the connection's own error code is
+// overwritten by the rollback that runs while the exception unwinds).
+class SqliteError : public StoreError {
+ public:
+  SqliteError(const std::string& what, int code, std::string detail)
+      : StoreError(what), code_(code), detail_(std::move(detail)) {}
+  int code() const noexcept { return code_; }
+  const std::string& detail() const noexcept { return detail_; }  // SQLite's own message
+  bool busy() const noexcept { return (code_ & 0xff) == SQLITE_BUSY || (code_ & 0xff) == SQLITE_LOCKED; }
+
+ private:
+  int code_;
+  std::string detail_;
+};
+
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view what);
 
 class Stmt {

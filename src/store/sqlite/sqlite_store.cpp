@@ -2,25 +2,51 @@
 //
 // Design note (on-disk schema, recovery).
 //  - Identity: PRAGMA application_id = 0x54504F4C ("TPOL") marks a taskpool database;
-//    PRAGMA user_version is the schema version. Opening checks both: another application's
-//    database, or a newer schema, is refused without writing anything. Migrations run in one
-//    BEGIN IMMEDIATE transaction, so two processes opening a fresh file cannot both create it.
+//    PRAGMA user_version is the schema version. Opening reads both (and whether any table
+//    exists) in one read transaction, so a file another process is creating right now is never
+//    mistaken for a foreign database; another application's database, or a newer schema, is
+//    refused without writing anything. Creation and migrations run in one BEGIN IMMEDIATE
+//    transaction that re-reads the three values under the write lock, so of many processes
+//    opening a new file exactly one creates it. Lock contention while opening (a creator
+//    holding the lock, the WAL switch) is retried until the busy timeout.
 //  - Journal: WAL, synchronous=NORMAL: a committed transaction survives the process being
 //    killed at any moment (SIGKILL) and the file is never corrupted; only an OS crash or power
 //    loss can drop the last commits. Writes use BEGIN IMMEDIATE (the write lock up front, so two
 //    writers never deadlock on lock upgrade) and a busy timeout.
-//  - Ownership of a run: claim_due flips waiting -> running and writes lease_owner/lease_until in
-//    the same UPDATE ... RETURNING; complete() and release() act only if the row is still
-//    running under the caller's lease. A runner that dies leaves a running row whose lease
-//    expires; recover_expired() returns it to waiting, so every task runs at least once.
+//  - Ownership of a run (fencing): claim_due flips waiting -> running, writes lease_owner and
+//    lease_until and bumps claim_token in one UPDATE ... RETURNING. start, renew, complete and
+//    release act only while the row is running under the same claim_token, so a run that was
+//    cancelled, retried and claimed again (by anyone, itself included) cannot touch the new
+//    run's row. A cancelled run's lease stays on the row until that run acknowledges its end
+//    (complete/release with its token) or the lease is recovered; a row with a lease is not
+//    claimable, so a retry never starts a second run beside an ending one.
+//  - Attempts are counted when a run starts (start_runs), not at the claim: claimed rows that
+//    wait in the dispatcher's queue show no attempt, and a row cancelled while queued is not
+//    started. The count of the current occurrence stays visible after it ends.
 //  - Repeating tasks: exec_time is the planned grid slot of the next run. complete() moves it to
-//    the first grid point after now (slot + k * repeat_every), so the grid never drifts and a
-//    slot is claimed by at most one runner at a time.
+//    the first grid point after now (slot + k * repeat_every); a failed run retried with backoff
+//    keeps its slot in planned_time, so retries never move the grid.
 //  - Upsert: a partial unique index on unique_key over waiting/running rows makes "add or update
-//    the live task with this key" one atomic statement, across threads and processes.
+//    the live task with this key" one atomic statement, across threads and processes. An upsert
+//    that changes exec_time or payload bumps `revision`; a run that ends under a newer revision
+//    leaves the task waiting at its new time (the latest upsert wins over retry bookkeeping).
+//  - Change notification: PRAGMA data_version (other connections' commits) plus this
+//    connection's change count, and an inotify watch of the database's directory filtered to the
+//    database file and its -wal/-journal files, so a waiter sleeps until a commit happens.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <filesystem>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "store/sqlite/sqlite.hpp"
 #include "store/task_rules.hpp"
@@ -31,6 +57,13 @@ namespace store {
 namespace {
 
 constexpr std::int64_t kApplicationId = 0x54504F4C;  // "TPOL"
+
+std::int64_t to_ms(wall_time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+wall_time from_ms(std::int64_t ms) { return wall_time(std::chrono::milliseconds(ms)); }
+std::int64_t now_ms() { return to_ms(std::chrono::system_clock::now()); }
+const std::int64_t kMaxTimeMs = to_ms(kMaxTime);
 
 // Migration i takes the schema from version i to i + 1.
 const char* const kMigrations[] = {
@@ -84,19 +117,28 @@ CREATE INDEX reports_unacked ON reports (id) WHERE acked_time IS NULL;
 DROP INDEX tasks_due;
 CREATE INDEX tasks_due ON tasks (task_status, task_level, exec_time);
 )sql",
+    // v3: fencing and honest bookkeeping. claim_token is bumped by every claim and checked by
+    // every later step of the run (a cancelled-then-retried task can no longer run twice at
+    // once); revision is bumped by an upsert that changes what runs or when (the latest upsert
+    // wins over a run's retry bookkeeping); planned_time keeps a retried occurrence's planned
+    // slot (retries never move a repeating grid); report_on is the per-task report choice.
+    // tasks_leased finds the rows a recovery pass looks at without scanning the table. (SQLite
+    // cannot add a CHECK on exec_time's type to an existing table: recovery marks a waiting row
+    // whose exec_time is not an in-range integer failed instead.)
+    R"sql(
+ALTER TABLE tasks ADD COLUMN planned_time INTEGER;
+ALTER TABLE tasks ADD COLUMN claim_token INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN report_on TEXT CHECK (report_on IS NULL OR report_on IN ('always', 'failure', 'never'));
+CREATE INDEX tasks_leased ON tasks (lease_owner) WHERE lease_owner IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kCols =
     "id, creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, task_status, "
     "task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, last_error, result, "
-    "unique_key, lease_owner, lease_until, updated_time";
-
-std::int64_t to_ms(wall_time t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-wall_time from_ms(std::int64_t ms) { return wall_time(std::chrono::milliseconds(ms)); }
-std::int64_t now_ms() { return to_ms(std::chrono::system_clock::now()); }
+    "unique_key, lease_owner, lease_until, updated_time, planned_time, claim_token, revision, report_on";
 
 TaskRecord read_record(const Stmt& s) {
   TaskRecord r;
@@ -108,7 +150,8 @@ TaskRecord read_record(const Stmt& s) {
   r.exec_task = s.text(5);
   r.payload = s.text(6);
   r.create_time = from_ms(s.i64(7));
-  r.exec_time = from_ms(s.i64(8));
+  // Another program may have written anything here; never build a time_point that overflows.
+  r.exec_time = from_ms(std::clamp<std::int64_t>(s.i64(8), 0, kMaxTimeMs));
   r.status = parse_task_status(s.text(9)).value_or(TaskStatus::waiting);
   r.task_level = static_cast<int>(s.i64(10));
   r.report_user_id = s.text(11);
@@ -122,35 +165,51 @@ TaskRecord read_record(const Stmt& s) {
   r.lease_owner = s.opt_text(19);
   if (auto v = s.opt_i64(20)) r.lease_until = from_ms(*v);
   r.updated_time = from_ms(s.i64(21));
+  if (auto v = s.opt_i64(22)) r.planned_time = from_ms(std::clamp<std::int64_t>(*v, 0, kMaxTimeMs));
+  r.claim_token = s.i64(23);
+  r.revision = s.i64(24);
+  if (auto v = s.opt_text(25)) r.report_on = parse_report_on(*v);
   return r;
 }
 
 class SqliteTaskStore final : public TaskStore {
  public:
-  SqliteTaskStore(const std::string& path, const SqliteOptions& opts) {
-    int flags = SQLITE_OPEN_READWRITE | (opts.create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
-    if (rc != SQLITE_OK) {
-      std::string msg = "taskpool store: cannot open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-      sqlite3_close(db_);
-      throw StoreError(msg);
-    }
+  SqliteTaskStore(const std::string& path, const SqliteOptions& opts) : read_only_(opts.read_only) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const bool exists = fs::exists(path, ec);
+    if (!exists && (!opts.create || opts.read_only)) throw StoreError("taskpool store: no database at " + path);
     try {
-      sqlite3_busy_timeout(db_, static_cast<int>(opts.busy_timeout.count()));
-      sqlite3_extended_result_codes(db_, 1);
-      migrate(path);
-      exec("PRAGMA journal_mode=WAL");
-      exec("PRAGMA synchronous=NORMAL");
+      open(path, opts, false);
+      // A read-only directory cannot hold the -shm/-wal files a WAL reader needs: read the file
+      // as immutable instead (no locking; a one-shot reader sees the last checkpointed state).
+      if (read_only_) {
+        try {
+          check_schema(path, opts);
+        } catch (const SqliteError& e) {
+          const int code = e.code() & 0xff;
+          if (code != SQLITE_CANTOPEN && code != SQLITE_READONLY && code != SQLITE_IOERR) throw;
+          close_db();
+          open(path, opts, true);
+          check_schema(path, opts);
+        }
+      } else {
+        retry_busy(opts.busy_timeout, [&] { check_schema(path, opts); });
+        retry_busy(opts.busy_timeout, [&] { enable_wal(); });
+        exec("PRAGMA synchronous=NORMAL");
+      }
       prepare();
+      seen_version_ = version_locked();
+      watch(path);
     } catch (...) {
-      stmts_ = {};
-      sqlite3_close(db_);
+      close_db();
       throw;
     }
   }
   ~SqliteTaskStore() override {
-    stmts_ = {};
-    sqlite3_close(db_);
+    close_db();
+    if (inotify_fd_ >= 0) ::close(inotify_fd_);
+    if (event_fd_ >= 0) ::close(event_fd_);
   }
 
   std::int64_t add(const NewTask& t) override {
@@ -200,25 +259,38 @@ class SqliteTaskStore final : public TaskStore {
     std::int64_t now = now_ms();
     StmtScope s(stmts_.set_cancelled);
     s->bind(1, now).bind(2, id).run();
-    write_report_locked(*cur, TaskStatus::cancelled, std::nullopt, std::string("cancelled"), now);
+    if (writes_report(*cur, TaskStatus::cancelled))
+      write_report_locked(*cur, TaskStatus::cancelled, std::nullopt, std::string("cancelled"), now);
     tx.commit();
     return true;
   }
 
   bool extend(std::int64_t id, std::chrono::milliseconds by) override {
+    check_duration(by, "extend: the duration");
     std::lock_guard lk(mu_);
-    StmtScope s(stmts_.extend);
-    s->bind(1, static_cast<std::int64_t>(by.count())).bind(2, now_ms()).bind(3, id);
-    s->run();
-    return sqlite3_changes(db_) == 1;
+    Tx tx(*this);
+    StmtScope q(stmts_.waiting_time);
+    q->bind(1, id);
+    if (!q->step()) return false;
+    const std::int64_t at = q->i64(0);
+    q->reset();
+    if (at + by.count() >= kMaxTimeMs) check_time(from_ms(kMaxTimeMs), "extend: the new exec_time");
+    set_time_locked(id, at + by.count());
+    tx.commit();
+    return true;
   }
 
   bool reschedule(std::int64_t id, wall_time at) override {
+    check_time(at, "exec_time");
     std::lock_guard lk(mu_);
-    StmtScope s(stmts_.reschedule);
-    s->bind(1, to_ms(at)).bind(2, now_ms()).bind(3, id);
-    s->run();
-    return sqlite3_changes(db_) == 1;
+    Tx tx(*this);
+    StmtScope q(stmts_.waiting_time);
+    q->bind(1, id);
+    if (!q->step()) return false;
+    q->reset();
+    set_time_locked(id, to_ms(at));
+    tx.commit();
+    return true;
   }
 
   bool retry(std::int64_t id) override {
@@ -230,7 +302,7 @@ class SqliteTaskStore final : public TaskStore {
       s->run();
     } catch (const StoreError&) {
       // The unique key is live again in another task: report it as "cannot retry".
-      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) return false;
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) return false;  // no Tx: still current
       throw;
     }
     return sqlite3_changes(db_) == 1;
@@ -257,7 +329,11 @@ class SqliteTaskStore final : public TaskStore {
     StmtScope s(stmts_.claim);
     s->bind(1, owner).bind(2, now + lease.count()).bind(3, now).bind(4, ids);
     out.reserve(picked);
-    while (s->step()) out.push_back(read_record(*s));
+    while (s->step()) {
+      out.push_back(read_record(*s));
+      TaskRecord& r = out.back();
+      if (r.planned_time) r.exec_time = *r.planned_time;  // the run's planned time, not the retry's
+    }
     s->reset();
     tx.commit();
     // RETURNING yields rows in no promised order: restore the claim order.
@@ -269,48 +345,114 @@ class SqliteTaskStore final : public TaskStore {
     return out;
   }
 
-  bool renew_lease(std::int64_t id, std::string_view owner, std::chrono::milliseconds lease) override {
+  std::vector<bool> start_runs(const std::vector<TaskRecord*>& claims) override {
     std::lock_guard lk(mu_);
-    std::int64_t now = now_ms();
-    StmtScope s(stmts_.renew);
-    s->bind(1, now + lease.count()).bind(2, now).bind(3, id).bind(4, owner);
-    s->run();
-    return sqlite3_changes(db_) == 1;
-  }
-
-  bool complete(const TaskRecord& claimed, std::string_view owner, const RunResult& outcome, const RetryPolicy& retry) override {
-    std::lock_guard lk(mu_);
+    std::vector<bool> out(claims.size(), false);
+    if (claims.empty()) return out;
     Tx tx(*this);
-    bool ok = complete_locked(claimed, owner, outcome, retry);
-    tx.commit();
-    return ok;
-  }
-
-  std::vector<bool> complete_batch(const std::vector<Completion>& items, std::string_view owner,
-                                   const RetryPolicy& retry) override {
-    std::lock_guard lk(mu_);
-    Tx tx(*this);
-    std::vector<bool> out;
-    out.reserve(items.size());
-    for (const Completion& c : items) out.push_back(complete_locked(*c.claimed, owner, c.outcome, retry));
+    const std::int64_t now = now_ms();
+    for (std::size_t i = 0; i < claims.size(); ++i) {
+      StmtScope s(stmts_.start);
+      s->bind(1, now).bind(2, claims[i]->id).bind(3, claims[i]->claim_token);
+      if (s->step()) {
+        out[i] = true;
+        claims[i]->attempts = static_cast<int>(s->i64(0));
+      }
+    }
     tx.commit();
     return out;
   }
 
-  bool release(const TaskRecord& claimed, std::string_view owner) override {
+  std::vector<bool> renew_leases(const std::vector<const TaskRecord*>& claims, std::chrono::milliseconds lease) override {
     std::lock_guard lk(mu_);
-    StmtScope s(stmts_.release);
-    s->bind(1, now_ms()).bind(2, claimed.id).bind(3, owner);
-    s->run();
-    return sqlite3_changes(db_) == 1;
+    std::vector<bool> out(claims.size(), false);
+    if (claims.empty()) return out;
+    Tx tx(*this);
+    const std::int64_t now = now_ms();
+    for (std::size_t i = 0; i < claims.size(); ++i) {
+      StmtScope s(stmts_.renew);
+      s->bind(1, now + lease.count()).bind(2, now).bind(3, claims[i]->id).bind(4, claims[i]->claim_token);
+      s->run();
+      out[i] = sqlite3_changes(db_) == 1;
+    }
+    tx.commit();
+    return out;
   }
 
-  std::size_t recover_expired() override {
+  std::vector<bool> claims_held(const std::vector<const TaskRecord*>& claims) override {
     std::lock_guard lk(mu_);
-    StmtScope s(stmts_.recover);
-    s->bind(1, now_ms());
-    s->run();
-    return static_cast<std::size_t>(sqlite3_changes(db_));
+    std::vector<bool> out(claims.size(), false);
+    for (std::size_t i = 0; i < claims.size(); ++i) {
+      StmtScope s(stmts_.held);
+      s->bind(1, claims[i]->id).bind(2, claims[i]->claim_token);
+      out[i] = s->step();
+    }
+    return out;
+  }
+
+  bool complete(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) override {
+    std::lock_guard lk(mu_);
+    Tx tx(*this);
+    bool ok = complete_locked(claimed, outcome, retry);
+    tx.commit();
+    return ok;
+  }
+
+  std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) override {
+    std::lock_guard lk(mu_);
+    Tx tx(*this);
+    std::vector<bool> out;
+    out.reserve(items.size());
+    for (const Completion& c : items) out.push_back(complete_locked(*c.claimed, c.outcome, retry));
+    tx.commit();
+    return out;
+  }
+
+  bool release(const TaskRecord& claimed, bool started) override {
+    std::lock_guard lk(mu_);
+    Tx tx(*this);
+    auto row = claim_row_locked(claimed);
+    if (!row) return false;
+    bool ok = false;
+    if (row->running) {
+      StmtScope s(stmts_.release);
+      s->bind(1, now_ms()).bind(2, started ? 1 : 0).bind(3, claimed.id).run();
+      ok = true;
+    } else {
+      clear_lease_locked(claimed);
+    }
+    tx.commit();
+    return ok;
+  }
+
+  std::size_t recover(const std::function<OwnerState(std::string_view)>& owner_state) override {
+    std::lock_guard lk(mu_);
+    Tx tx(*this);
+    const std::int64_t now = now_ms();
+    std::string dead = "[", alive = "[";
+    if (owner_state) {
+      StmtScope s(stmts_.lease_owners);
+      std::vector<std::string> owners;
+      while (s->step()) owners.push_back(s->text(0));
+      s->reset();
+      for (const std::string& o : owners) {
+        OwnerState st = owner_state(o);
+        if (st == OwnerState::unknown) continue;
+        std::string& list = st == OwnerState::dead ? dead : alive;
+        if (list.size() > 1) list += ',';
+        list += quote_json(o);
+      }
+    }
+    dead += ']';
+    alive += ']';
+    StmtScope r(stmts_.recover_running);
+    r->bind(1, now).bind(2, dead).bind(3, alive).run();
+    const auto n = static_cast<std::size_t>(sqlite3_changes(db_));
+    StmtScope c(stmts_.recover_ended);
+    c->bind(1, now).bind(2, dead).bind(3, alive).run();
+    fail_malformed_locked(now);
+    tx.commit();
+    return n;
   }
 
   std::optional<wall_time> next_due() override {
@@ -318,13 +460,42 @@ class SqliteTaskStore final : public TaskStore {
     return next_due_locked();
   }
 
-  std::uint64_t change_counter() override {
-    std::lock_guard lk(mu_);
-    StmtScope s(stmts_.data_version);
-    s->step();
-    // data_version moves only for other connections' commits; add every row this connection
-    // changed (transactions and single auto-committed statements alike).
-    return static_cast<std::uint64_t>(s->i64(0)) + static_cast<std::uint64_t>(sqlite3_total_changes64(db_));
+  bool wait_for_change(std::chrono::steady_clock::time_point deadline) override {
+    const std::uint64_t gen = interrupts_.load();
+    // A writer write()s its commit frame to the -wal file (the inotify event) a moment before it
+    // publishes the commit in the shared-memory index (mmap: no event), so after an event that
+    // shows no new version yet, look again after 1, 2, 4 ... 32 ms.
+    int settle = 0;
+    for (;;) {
+      {
+        std::lock_guard lk(mu_);
+        std::uint64_t v = version_locked();
+        if (v != seen_version_) {
+          seen_version_ = v;
+          return true;
+        }
+      }
+      if (interrupts_.load() != gen) return true;
+      auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return false;
+      std::int64_t ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+      if (settle > 0) ms = std::min<std::int64_t>(ms, std::int64_t{1} << (6 - settle--));
+      pollfd p[2] = {{event_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+      // Without a watch (no inotify, or :memory:) this sleeps until the deadline or interrupt.
+      int n = ::poll(p, inotify_fd_ >= 0 ? 2 : 1, static_cast<int>(std::min<std::int64_t>(ms, 3'600'000)));
+      if (n <= 0) continue;  // timeout or EINTR: re-check the version and the deadline
+      if (p[0].revents & POLLIN) {
+        std::uint64_t v;
+        [[maybe_unused]] auto r = ::read(event_fd_, &v, sizeof v);
+      }
+      if (inotify_fd_ >= 0 && (p[1].revents & POLLIN) && drain_inotify()) settle = 6;
+    }
+  }
+
+  void interrupt_wait() override {
+    interrupts_.fetch_add(1);
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto r = ::write(event_fd_, &one, sizeof one);
   }
 
   std::vector<Report> reports(bool unacked_only, std::size_t limit) override {
@@ -404,7 +575,7 @@ class SqliteTaskStore final : public TaskStore {
   // BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted (nothing half-written).
   class Tx {
    public:
-    explicit Tx(SqliteTaskStore& s) : s_(s) { s_.exec("BEGIN IMMEDIATE"); }
+    explicit Tx(SqliteTaskStore& s, const char* begin = "BEGIN IMMEDIATE") : s_(s) { s_.exec(begin); }
     void commit() {
       s_.exec("COMMIT");
       done_ = true;
@@ -418,13 +589,61 @@ class SqliteTaskStore final : public TaskStore {
     bool done_ = false;
   };
 
+  void open(const std::string& path, const SqliteOptions& opts, bool immutable) {
+    int flags = (read_only_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (opts.create ? SQLITE_OPEN_CREATE : 0)) |
+                SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    // As a URI (so immutable=1 can be said); '?' and '#' in a file name must then be escaped.
+    std::string uri = "file:";
+    for (char c : path) {
+      if (c == '?' || c == '#' || c == '%') {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+        uri += buf;
+      } else {
+        uri += c;
+      }
+    }
+    if (immutable) uri += "?immutable=1";
+    int rc = sqlite3_open_v2(uri.c_str(), &db_, flags, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = "taskpool store: cannot open " + path + ": " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+      close_db();
+      throw StoreError(msg);
+    }
+    sqlite3_busy_timeout(db_, static_cast<int>(opts.busy_timeout.count()));
+    sqlite3_extended_result_codes(db_, 1);
+  }
+
+  void close_db() noexcept {
+    stmts_ = {};
+    if (db_) sqlite3_close(db_);
+    db_ = nullptr;
+  }
+
+  // Runs f, retrying while it fails for a lock held by another process (opening a new file
+  // races with its creator and with the WAL switch), until `budget` has passed.
+  template <class F>
+  void retry_busy(std::chrono::milliseconds budget, F&& f) {
+    const auto deadline = std::chrono::steady_clock::now() + budget;
+    std::minstd_rand rng(static_cast<unsigned>(::getpid()));
+    for (int attempt = 0;; ++attempt) {
+      try {
+        f();
+        return;
+      } catch (const SqliteError& e) {
+        if (!e.busy() || std::chrono::steady_clock::now() >= deadline) throw;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1 + rng() % (attempt < 5 ? 5 : 50)));
+    }
+  }
+
   void exec(const char* sql) {
     char* err = nullptr;
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
     if (rc != SQLITE_OK) {
-      std::string msg = std::string("taskpool store: ") + (err ? err : sqlite3_errstr(rc));
+      std::string detail = err ? err : sqlite3_errstr(rc);
       sqlite3_free(err);
-      throw StoreError(msg);
+      throw SqliteError("taskpool store: " + detail, sqlite3_extended_errcode(db_), detail);
     }
   }
   std::int64_t pragma_int(const char* sql) {
@@ -432,33 +651,108 @@ class SqliteTaskStore final : public TaskStore {
     return s.step() ? s.i64(0) : 0;
   }
 
-  void migrate(const std::string& path) {
-    // Reading the header fails here for a file that is not SQLite at all.
-    std::int64_t app;
-    try {
-      app = pragma_int("PRAGMA application_id");
-    } catch (const StoreError&) {
-      throw StoreError("taskpool store: " + path + ": " + sqlite3_errmsg(db_));
-    }
-    std::int64_t version = pragma_int("PRAGMA user_version");
-    std::int64_t tables = pragma_int("SELECT count(*) FROM sqlite_master");
-    if (app != kApplicationId && !(app == 0 && tables == 0))
+  struct Identity {
+    std::int64_t app = 0, version = 0, tables = 0;
+  };
+  Identity read_identity() {
+    return {pragma_int("PRAGMA application_id"), pragma_int("PRAGMA user_version"),
+            pragma_int("SELECT count(*) FROM sqlite_master")};
+  }
+  // Throws for a file we must not touch; true when it needs creating or migrating.
+  bool judge(const std::string& path, const Identity& id, const SqliteOptions& opts) {
+    if (id.app != kApplicationId && !(id.app == 0 && id.tables == 0))
       throw StoreError("taskpool store: " + path + " is not a taskpool database");
-    if (version > kSchemaVersion)
-      throw StoreError("taskpool store: " + path + " has schema version " + std::to_string(version) +
+    if (id.version > kSchemaVersion)
+      throw StoreError("taskpool store: " + path + " has schema version " + std::to_string(id.version) +
                        ", newer than this taskpool (" + std::to_string(kSchemaVersion) + ")");
-    if (app == kApplicationId && version == kSchemaVersion) return;
-    Tx tx(*this);
-    // Re-read under the write lock: another process may have migrated meanwhile.
-    version = pragma_int("PRAGMA user_version");
-    app = pragma_int("PRAGMA application_id");
-    if (app == 0) {
-      exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
-      version = 0;
+    if (id.app == kApplicationId && id.version == kSchemaVersion) return false;
+    if (id.tables == 0 && (!opts.create || read_only_))
+      throw StoreError("taskpool store: no database at " + path + " (the file is empty)");
+    if (read_only_)
+      throw StoreError("taskpool store: " + path + " has schema version " + std::to_string(id.version) +
+                       "; open it once for writing to migrate it to version " + std::to_string(kSchemaVersion));
+    return true;
+  }
+
+  void check_schema(const std::string& path, const SqliteOptions& opts) {
+    // The three values in one read transaction: a consistent snapshot, never half a creation.
+    Identity id;
+    try {
+      Tx rd(*this, "BEGIN");
+      id = read_identity();
+      rd.commit();
+    } catch (const SqliteError& e) {
+      const int code = e.code() & 0xff;
+      if (e.busy() || (read_only_ && (code == SQLITE_CANTOPEN || code == SQLITE_READONLY || code == SQLITE_IOERR))) throw;
+      // Reading the header fails here for a file that is not SQLite at all.
+      throw SqliteError("taskpool store: " + path + ": " + e.detail(), e.code(), e.detail());
     }
-    for (std::int64_t v = version; v < kSchemaVersion; ++v) exec(kMigrations[v]);
+    if (!judge(path, id, opts)) return;
+    Tx tx(*this);
+    // Re-read under the write lock: another process may have created or migrated it meanwhile.
+    id = read_identity();
+    if (!judge(path, id, opts)) return;
+    if (id.app == 0) {
+      exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
+      id.version = 0;
+    }
+    for (std::int64_t v = id.version; v < kSchemaVersion; ++v) exec(kMigrations[v]);
     exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
     tx.commit();
+  }
+
+  void enable_wal() {
+    // WAL is persistent in the file: once one process switched it, this is a no-op. While
+    // another connection holds a lock the switch answers the old mode: retried as busy.
+    Stmt s(db_, "PRAGMA journal_mode=WAL");
+    std::string mode = s.step() ? s.text(0) : "";
+    if (mode != "wal") {
+      if (mode.empty()) throw_sqlite(db_, SQLITE_BUSY, "journal_mode");
+      // e.g. a file system without shared memory: stay in the old mode (still correct).
+    }
+  }
+
+  void watch(const std::string& path) {
+    event_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (event_fd_ < 0) throw StoreError("taskpool store: eventfd failed");
+    if (path.empty() || path == ":memory:") return;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path abs = fs::absolute(path, ec);
+    if (ec) return;
+    base_ = abs.filename().string();
+    inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd_ < 0) return;  // fall back to the caller's deadline (its poll interval)
+    // The directory, not the files: the -wal file comes and goes with the last connection.
+    if (::inotify_add_watch(inotify_fd_, abs.parent_path().c_str(), IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+      ::close(inotify_fd_);
+      inotify_fd_ = -1;
+    }
+  }
+
+  // Reads pending events; whether any concerns the database (its file, -wal or -journal). The
+  // caller re-checks data_version either way, so an unrelated event costs one query.
+  bool drain_inotify() {
+    alignas(inotify_event) char buf[4096];
+    bool relevant = false;
+    for (;;) {
+      ssize_t n = ::read(inotify_fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      for (char* p = buf; p < buf + n;) {
+        auto* e = reinterpret_cast<inotify_event*>(p);
+        std::string_view name = e->len ? std::string_view(e->name) : std::string_view();
+        if (name.substr(0, base_.size()) == base_) relevant = true;
+        p += sizeof(inotify_event) + e->len;
+      }
+    }
+    return relevant;
+  }
+
+  // Moves whenever any connection commits: data_version for the others, total changes for ours.
+  std::uint64_t version_locked() {
+    StmtScope s(stmts_.data_version);
+    s->step();
+    return static_cast<std::uint64_t>(s->i64(0)) + static_cast<std::uint64_t>(sqlite3_total_changes64(db_));
   }
 
   void prepare() {
@@ -467,51 +761,78 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.insert = p(
         "INSERT INTO tasks (creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, "
         "task_status, task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, unique_key, "
-        "updated_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'waiting', ?9, ?10, ?11, ?12, 0, ?13, ?14, ?7) "
+        "updated_time, report_on) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'waiting', ?9, ?10, ?11, ?12, 0, ?13, ?14, ?7, "
+        "?15) "
         "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND task_status IN ('waiting', 'running') "
-        "DO UPDATE SET exec_time = excluded.exec_time, payload = excluded.payload, task_level = excluded.task_level, "
+        // The latest upsert wins: a waiting task starts a new occurrence (no pending retry); a
+        // running one gets a new revision, which its run's completion sees.
+        "DO UPDATE SET revision = revision + (exec_time IS NOT excluded.exec_time OR payload IS NOT excluded.payload), "
+        "attempts = CASE WHEN task_status = 'waiting' THEN 0 ELSE attempts END, "
+        "planned_time = CASE WHEN task_status = 'waiting' THEN NULL ELSE planned_time END, "
+        "exec_time = excluded.exec_time, payload = excluded.payload, task_level = excluded.task_level, "
         "updated_time = excluded.updated_time RETURNING id");
     stmts_.get = p("SELECT " + cols + " FROM tasks WHERE id = ?1");
     stmts_.list = p("SELECT " + cols + " FROM tasks WHERE ?1 IS NULL OR task_status = ?1 ORDER BY id LIMIT ?2");
     stmts_.json_valid = p("SELECT json_valid(?1)");
-    stmts_.set_cancelled = p(
-        "UPDATE tasks SET task_status = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_time = ?1 "
-        "WHERE id = ?2");
-    stmts_.extend = p(
-        "UPDATE tasks SET exec_time = exec_time + ?1, updated_time = ?2 WHERE id = ?3 AND task_status = 'waiting'");
-    stmts_.reschedule = p("UPDATE tasks SET exec_time = ?1, updated_time = ?2 WHERE id = ?3 AND task_status = 'waiting'");
+    // The lease stays: a running task's run acknowledges its end (see the design note).
+    stmts_.set_cancelled = p("UPDATE tasks SET task_status = 'cancelled', updated_time = ?1 WHERE id = ?2");
+    stmts_.waiting_time = p(
+        "SELECT exec_time FROM tasks WHERE id = ?1 AND task_status = 'waiting' AND typeof(exec_time) = 'integer'");
+    stmts_.set_time = p("UPDATE tasks SET exec_time = ?1, planned_time = NULL, updated_time = ?2 WHERE id = ?3");
     stmts_.retry = p(
-        "UPDATE tasks SET task_status = 'waiting', exec_time = ?1, attempts = 0, last_error = NULL, updated_time = ?1 "
-        "WHERE id = ?2 AND task_status IN ('done', 'failed', 'cancelled')");
+        "UPDATE tasks SET task_status = 'waiting', exec_time = ?1, planned_time = NULL, attempts = 0, last_error = NULL, "
+        "updated_time = ?1 WHERE id = ?2 AND task_status IN ('done', 'failed', 'cancelled')");
     // Claiming: the ids are picked in the same transaction, so they are all waiting. (A status
-    // test in the UPDATE would lead SQLite to scan the status index instead of the ids.)
+    // test in the UPDATE would lead SQLite to scan the status index instead of the ids.) Only
+    // in-range integer times are due (next_due agrees); a row still leased by an ending run
+    // waits for it.
     stmts_.due_ids = p(
-        "SELECT id FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 AND exec_time <= ?2 "
-        "ORDER BY exec_time, id LIMIT ?3");
+        "SELECT id FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 AND exec_time BETWEEN 0 AND ?2 "
+        "AND lease_owner IS NULL ORDER BY exec_time, id LIMIT ?3");
     stmts_.claim = p(
-        "UPDATE tasks SET task_status = 'running', lease_owner = ?1, lease_until = ?2, attempts = attempts + 1, "
+        "UPDATE tasks SET task_status = 'running', lease_owner = ?1, lease_until = ?2, claim_token = claim_token + 1, "
         "updated_time = ?3 WHERE id IN (SELECT value FROM json_each(?4)) RETURNING " + cols);
+    stmts_.start = p(
+        "UPDATE tasks SET attempts = attempts + 1, updated_time = ?1 WHERE id = ?2 AND claim_token = ?3 AND "
+        "task_status = 'running' RETURNING attempts");
     stmts_.renew = p(
-        "UPDATE tasks SET lease_until = ?1, updated_time = ?2 WHERE id = ?3 AND task_status = 'running' AND "
-        "lease_owner = ?4");
-    // ?1/?2 are the next state computed from the claimed row. If exec_time moved during the run
-    // (an upsert or reschedule re-armed the task) the row waits for its new time instead,
-    // unless the run is being retried (?9).
+        "UPDATE tasks SET lease_until = ?1, updated_time = ?2 WHERE id = ?3 AND claim_token = ?4 AND "
+        "task_status = 'running'");
+    stmts_.held = p("SELECT 1 FROM tasks WHERE id = ?1 AND claim_token = ?2 AND task_status = 'running'");
+    stmts_.claim_row = p(
+        "SELECT task_status = 'running', lease_owner IS NOT NULL, revision, exec_time FROM tasks "
+        "WHERE id = ?1 AND claim_token = ?2");
+    stmts_.clear_lease = p(
+        "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND claim_token = ?2");
     stmts_.finish_run = p(
-        "UPDATE tasks SET task_status = CASE WHEN exec_time = ?8 OR ?9 THEN ?1 ELSE 'waiting' END, "
-        "exec_time = CASE WHEN exec_time = ?8 OR ?9 THEN ?2 ELSE exec_time END, attempts = ?3, "
-        "result = coalesce(?4, result), last_error = ?5, lease_owner = NULL, lease_until = NULL, updated_time = ?6 "
-        "WHERE id = ?7 AND task_status = 'running' AND lease_owner = ?10");
+        "UPDATE tasks SET task_status = ?1, exec_time = ?2, attempts = ?3, result = coalesce(?4, result), "
+        "last_error = ?5, planned_time = ?6, lease_owner = NULL, lease_until = NULL, updated_time = ?7 WHERE id = ?8");
     stmts_.release = p(
-        "UPDATE tasks SET task_status = 'waiting', attempts = max(attempts - 1, 0), lease_owner = NULL, "
-        "lease_until = NULL, updated_time = ?1 WHERE id = ?2 AND task_status = 'running' AND lease_owner = ?3");
-    stmts_.recover = p(
+        "UPDATE tasks SET task_status = 'waiting', attempts = max(attempts - ?2, 0), lease_owner = NULL, "
+        "lease_until = NULL, updated_time = ?1 WHERE id = ?3");
+    stmts_.lease_owners = p("SELECT DISTINCT lease_owner FROM tasks WHERE lease_owner IS NOT NULL");
+    const std::string recoverable =
+        "lease_owner IS NOT NULL AND (lease_owner IN (SELECT value FROM json_each(?2)) OR "
+        "(lease_until < ?1 AND lease_owner NOT IN (SELECT value FROM json_each(?3))))";
+    stmts_.recover_running = p(
         "UPDATE tasks SET task_status = 'waiting', lease_owner = NULL, lease_until = NULL, updated_time = ?1 "
-        "WHERE task_status = 'running' AND lease_until < ?1");
-    // The earliest due time of each level is one index probe.
+        "WHERE task_status = 'running' AND " + recoverable);
+    stmts_.recover_ended = p(
+        "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE task_status <> 'running' AND " + recoverable);
+    // Text sorts after every number, so `>= max` finds text and blobs too; one index range per
+    // level and bound.
+    const std::string malformed_set =
+        "UPDATE tasks SET task_status = 'failed', last_error = 'exec_time ' || quote(exec_time) || "
+        "' is not a time taskpool can run: an INTEGER of milliseconds since 1970-01-01 UTC before 2200-01-01 was "
+        "expected', updated_time = ?1 WHERE id IN (SELECT id FROM tasks WHERE task_status = 'waiting' AND "
+        "task_level IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9) AND ";
+    stmts_.fail_late = p(malformed_set + "exec_time >= ?2) RETURNING " + cols);
+    stmts_.fail_early = p(malformed_set + "exec_time < 0) RETURNING " + cols);
+    // The earliest claimable time of each level is one index walk that stops at its first row.
     stmts_.next_due = p(
         "WITH levels(v) AS (VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) "
-        "SELECT min((SELECT min(exec_time) FROM tasks WHERE task_status = 'waiting' AND task_level = v)) FROM levels");
+        "SELECT min((SELECT exec_time FROM tasks WHERE task_status = 'waiting' AND task_level = v AND "
+        "exec_time BETWEEN 0 AND ?1 AND lease_owner IS NULL ORDER BY exec_time LIMIT 1)) FROM levels");
     stmts_.data_version = p("PRAGMA data_version");
     stmts_.report = p(
         "INSERT INTO reports (task_id, report_user_id, report_group_id, status, result, error, created_time) "
@@ -527,49 +848,106 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.unacked = p("SELECT count(*) FROM reports WHERE acked_time IS NULL");
   }
 
-  // One run's outcome; the caller holds mu_ and an open transaction. One UPDATE, no read: the
-  // fields the next state depends on (attempts, max_attempts, repeat_every) cannot change while
-  // the row is running under our lease, so the claimed copy is current; exec_time can (an
-  // upsert re-arms a running task) and is compared in the statement itself.
-  bool complete_locked(const TaskRecord& claimed, std::string_view owner, const RunResult& outcome, const RetryPolicy& retry) {
+  struct ClaimRow {
+    bool running, leased;
+    std::int64_t revision, exec_time;
+  };
+  // The row as `claimed` left it, or nullopt when another claim has been made since.
+  std::optional<ClaimRow> claim_row_locked(const TaskRecord& claimed) {
+    StmtScope s(stmts_.claim_row);
+    s->bind(1, claimed.id).bind(2, claimed.claim_token);
+    if (!s->step()) return std::nullopt;
+    return ClaimRow{s->i64(0) != 0, s->i64(1) != 0, s->i64(2), s->i64(3)};
+  }
+  void clear_lease_locked(const TaskRecord& claimed) {
+    StmtScope s(stmts_.clear_lease);
+    s->bind(1, claimed.id).bind(2, claimed.claim_token).run();
+  }
+
+  // One run's outcome; the caller holds mu_ and an open transaction. The fields the next state
+  // depends on (attempts, max_attempts, repeat_every) cannot change while the row is running
+  // under our claim, so the claimed copy is current; what an upsert may change meanwhile
+  // (exec_time, payload) is detected by the revision.
+  bool complete_locked(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) {
+    auto row = claim_row_locked(claimed);
+    if (!row) return false;
+    if (!row->running) {  // cancelled while running: acknowledge the end, record nothing
+      if (row->leased) clear_lease_locked(claimed);
+      return false;
+    }
     const std::int64_t now = now_ms();
-    const std::int64_t slot = to_ms(claimed.exec_time);
+    const std::int64_t slot = to_ms(claimed.planned_time.value_or(claimed.exec_time));
+    const bool rearmed = row->revision != claimed.revision;
     std::optional<std::string> result, error;
-    const char* next_status = "done";
-    std::int64_t next_exec = slot;
-    int next_attempts = 0;
-    bool retrying = false;
+    if (outcome.ok) result = outcome.result;
+    else error = outcome.error;
+    std::string next_status = "done";
+    std::int64_t next_exec = row->exec_time;
+    int next_attempts = claimed.attempts;  // the runs of this occurrence stay visible (#11.9)
+    std::optional<std::int64_t> next_planned;
     std::optional<TaskStatus> report;
-    if (outcome.ok) {
-      result = outcome.result;
-      report = TaskStatus::done;
+    if (outcome.interrupted && !outcome.ok) {
+      // Stopped by shutdown: back to waiting at the same time; the attempt does not count.
+      next_status = "waiting";
+      next_attempts = rearmed ? 0 : std::max(claimed.attempts - 1, 0);
+      if (!rearmed && claimed.planned_time) next_planned = slot;
     } else {
-      error = outcome.error;
-      retrying = outcome.retryable && claimed.attempts < claimed.max_attempts;
-      if (retrying) {
+      const bool retrying = !outcome.ok && !rearmed && outcome.retryable && claimed.attempts < claimed.max_attempts;
+      if (!retrying) report = outcome.ok ? TaskStatus::done : TaskStatus::failed;
+      if (rearmed) {
+        // An upsert changed the task during the run: it waits for its (new) time, whatever this
+        // run's outcome; the outcome is still recorded and reported.
         next_status = "waiting";
-        next_exec = now + backoff(claimed.attempts, retry);
-        next_attempts = claimed.attempts;  // the next claim counts the next attempt
+        next_attempts = 0;
+      } else if (retrying) {
+        next_status = "waiting";
+        next_exec = std::min(now + backoff(claimed.attempts, retry), kMaxTimeMs - 1);
+        next_planned = slot;  // the retry still belongs to its planned slot
+      } else if (claimed.repeat_every) {
+        // The series goes on at its next slot after the planned one, whatever this run's outcome.
+        if (auto next = next_slot(slot, claimed.repeat_every->count(), now)) {
+          next_status = "waiting";
+          next_exec = *next;
+          next_attempts = 0;
+        } else {
+          next_status = "failed";
+          error = "the next slot of this repeating task is past 2199-12-31 (the supported time range); the series ends";
+          report = TaskStatus::failed;
+        }
       } else {
-        report = TaskStatus::failed;
-        next_status = "failed";
+        next_status = outcome.ok ? "done" : "failed";
       }
     }
-    if (claimed.repeat_every && !retrying) {
-      next_status = "waiting";  // the series goes on at its next slot, whatever this run's outcome
-      next_exec = next_slot(slot, claimed.repeat_every->count(), now);
-    }
     StmtScope s(stmts_.finish_run);
-    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error).bind(6, now);
-    s->bind(7, claimed.id).bind(8, slot).bind(9, retrying ? 1 : 0).bind(10, owner);
+    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error);
+    s->bind(6, next_planned).bind(7, now).bind(8, claimed.id);
     s->run();
-    if (sqlite3_changes(db_) != 1) return false;  // cancelled, recovered or taken over meanwhile
-    if (report) write_report_locked(claimed, *report, result, error, now);
+    if (report && writes_report(claimed, *report)) write_report_locked(claimed, *report, result, error, now);
     return true;
+  }
+
+  void fail_malformed_locked(std::int64_t now) {
+    for (Stmt* st : {&stmts_.fail_late, &stmts_.fail_early}) {
+      StmtScope s(*st);
+      s->bind(1, now);
+      if (st == &stmts_.fail_late) s->bind(2, kMaxTimeMs);
+      std::vector<TaskRecord> failed;
+      while (s->step()) failed.push_back(read_record(*s));
+      s->reset();
+      for (const TaskRecord& t : failed)
+        if (writes_report(t, TaskStatus::failed)) write_report_locked(t, TaskStatus::failed, std::nullopt, t.last_error, now);
+    }
+  }
+
+  void set_time_locked(std::int64_t id, std::int64_t at) {
+    StmtScope s(stmts_.set_time);
+    s->bind(1, at).bind(2, now_ms()).bind(3, id).run();
   }
 
   void validate_locked(const NewTask& t) {
     store::validate(t);
+    if (t.exec_time) check_time(*t.exec_time, "exec_time");
+    if (t.repeat_every) check_duration(*t.repeat_every, "repeat_every");
     StmtScope s(stmts_.json_valid);
     s->bind(1, t.payload);
     if (!s->step() || s->i64(0) != 1) throw std::invalid_argument("payload is not valid JSON");
@@ -591,6 +969,11 @@ class SqliteTaskStore final : public TaskStore {
     } else {
       s->bind(14, t.unique_key);
     }
+    if (t.report_on) {
+      s->bind(15, to_string(*t.report_on));
+    } else {
+      s->bind_null(15);
+    }
     if (!s->step()) throw StoreError("taskpool store: insert returned no id");
     return s->i64(0);
   }
@@ -604,6 +987,7 @@ class SqliteTaskStore final : public TaskStore {
 
   std::optional<wall_time> next_due_locked() {
     StmtScope s(stmts_.next_due);
+    s->bind(1, kMaxTimeMs - 1);
     if (!s->step() || s->is_null(0)) return std::nullopt;
     return from_ms(s->i64(0));
   }
@@ -620,15 +1004,40 @@ class SqliteTaskStore final : public TaskStore {
     return backoff_ms(attempts, p, u(rng_));
   }
 
+  static std::string quote_json(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  }
+
   struct Statements {
-    Stmt insert, get, list, json_valid, set_cancelled, extend, reschedule, retry, due_ids, claim, renew, finish_run, release,
-        recover, next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked;
+    Stmt insert, get, list, json_valid, set_cancelled, waiting_time, set_time, retry, due_ids, claim, start, renew, held,
+        claim_row, clear_lease, finish_run, release, lease_owners, recover_running, recover_ended, fail_late, fail_early,
+        next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked;
   };
 
-  std::mutex mu_;  // guards db_, stmts_, rng_
+  const bool read_only_;
+  std::mutex mu_;  // guards db_, stmts_, rng_, seen_version_
   sqlite3* db_ = nullptr;
   Statements stmts_;
   std::mt19937_64 rng_{std::random_device{}()};
+  std::uint64_t seen_version_ = 0;  // the version wait_for_change last reported
+  // Set once in the constructor, then only read; the fds are used without mu_ (wait_for_change
+  // sleeps in poll without holding the store's lock).
+  int inotify_fd_ = -1, event_fd_ = -1;
+  std::string base_;  // the database's file name: inotify events for other files are noise
+  std::atomic<std::uint64_t> interrupts_{0};  // bumped by interrupt_wait
 };
 
 }  // namespace
