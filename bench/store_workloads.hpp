@@ -63,6 +63,7 @@ inline Figure dispatch_noop(std::size_t threads, std::size_t n) {
   taskpool::ThreadPool pool(threads);
   taskpool::DispatcherOptions o;
   o.batch = 256;
+  o.prefetch = 256;  // throughput, not fair sharing between daemons: claim big batches
   taskpool::Dispatcher d(*store, pool, o);
   std::atomic<std::size_t> ran{0};
   d.handle("noop", [&](const taskpool::TaskContext&) {
@@ -79,14 +80,14 @@ inline Figure dispatch_noop(std::size_t threads, std::size_t n) {
 
 // ms from "due" (inserted due now) to the handler starting, p50 and p99. In-process inserts go
 // through Dispatcher::add (which wakes the loop); out-of-process ones through a second
-// connection, noticed by the poll (100 ms here).
+// connection, noticed by the store's wait_for_change (inotify on the database's -wal file), with
+// the default poll interval (1 s: it only bounds a sleep).
 inline Figure due_to_start(std::size_t threads, std::size_t samples, bool in_process) {
   TempDb db;
   auto store = taskpool::open_sqlite_store(db.path());
   auto writer = taskpool::open_sqlite_store(db.path());
   taskpool::ThreadPool pool(threads);
-  taskpool::DispatcherOptions o;
-  o.poll_interval = std::chrono::milliseconds(100);
+  taskpool::DispatcherOptions o;  // the default poll interval
   taskpool::Dispatcher d(*store, pool, o);
   std::mutex mu;
   std::condition_variable cv;
