@@ -2,6 +2,8 @@
 #include "store/task_rules.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 namespace taskpool {
@@ -39,8 +41,84 @@ std::optional<ReportOn> parse_report_on(std::string_view s) noexcept {
 }
 
 namespace store {
+namespace {
+
+// Throws unless `s` is UTF-8 (no overlong forms, surrogates, code points above U+10FFFF) without
+// NUL bytes: what JSON output, other languages' drivers and C strings can all carry.
+[[noreturn]] void bad_text(const char* field, std::size_t at, const char* what) {
+  throw std::invalid_argument(std::string(field) + " is not valid UTF-8 text: " + what + " at byte " + std::to_string(at));
+}
+
+void check_text(const std::string& s, const char* field) {
+  auto bad = [field](std::size_t at, const char* what) { bad_text(field, at, what); };
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) bad(i, "a NUL byte");
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = 0;
+    std::uint32_t cp = 0, min = 0;
+    if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1Fu, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0Fu, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07u, min = 0x10000;
+    else bad_text(field, i, "an invalid byte");
+    if (i + n > s.size()) bad(i, "a truncated sequence");
+    for (std::size_t k = 1; k < n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) bad(i, "a truncated sequence");
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    if (cp < min) bad(i, "an overlong encoding");
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) bad(i, "not a Unicode scalar value");
+    i += n;
+  }
+}
+
+// A SAX consumer that accepts every value and keeps the parser's error: checks a payload is
+// JSON without building it.
+struct JsonCheck {
+  std::string error;
+  using json = nlohmann::json;
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) { return true; }
+  bool key(json::string_t&) { return true; }
+  bool end_object() { return true; }
+  bool start_array(std::size_t) { return true; }
+  bool end_array() { return true; }
+  bool parse_error(std::size_t, const std::string&, const json::exception& e) {
+    error = e.what();
+    return false;
+  }
+};
+
+}  // namespace
 
 void validate(const NewTask& t) {
+  check_text(t.creator_id, "creator_id");
+  check_text(t.group_id, "group_id");
+  check_text(t.task_type, "task_type");
+  check_text(t.by_plugin, "by_plugin");
+  check_text(t.exec_task, "exec_task");
+  check_text(t.report_user_id, "report_user_id");
+  check_text(t.report_group_id, "report_group_id");
+  check_text(t.unique_key, "unique_key");
+  check_text(t.payload, "payload");
+  JsonCheck check;
+  if (!nlohmann::json::sax_parse(t.payload, &check)) {
+    // nlohmann's message, less its "[json.exception.parse_error.101] " tag.
+    auto tag = check.error.find("] ");
+    throw std::invalid_argument("payload is not valid JSON: " + (tag == std::string::npos ? check.error : check.error.substr(tag + 2)));
+  }
+  if (t.exec_time) check_time(*t.exec_time, "exec_time");
+  if (t.repeat_every) check_duration(*t.repeat_every, "repeat_every");
   if (t.task_level < kMinTaskLevel || t.task_level > kMaxTaskLevel)
     throw std::invalid_argument("task_level " + std::to_string(t.task_level) + " is outside " +
                                 std::to_string(kMinTaskLevel) + ".." + std::to_string(kMaxTaskLevel));
