@@ -3,12 +3,16 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -37,9 +41,9 @@ TEST_F(CliTest, ManageTasks) {
   EXPECT_EQ(show["payload"]["text"], "hi");
   EXPECT_EQ(cli({"extend", id, "--by", "60s"}).rc, 0);
   EXPECT_EQ(cli({"extend", id, "--to", "2030-01-01 00:00:00"}).rc, 0);
-  EXPECT_EQ(cli({"list", "--status", "waiting"}).out.find(id + " "), 0u);
+  EXPECT_NE(cli({"list", "--status", "waiting"}).out.find("\n" + id + " "), std::string::npos);
   EXPECT_EQ(cli({"cancel", id}).rc, 0);
-  EXPECT_NE(cli({"cancel", id}).rc, 0);
+  EXPECT_EQ(cli({"cancel", id}).rc, 4);  // exists, but its state does not allow it
   EXPECT_EQ(cli({"retry", id}).rc, 0);
   auto stats = nlohmann::json::parse(cli({"stats", "--json"}).out);
   EXPECT_EQ(stats["waiting"], 1);
@@ -186,12 +190,12 @@ TEST_F(CliTest, CrashSafetyUnderSigkill) {
   std::mt19937 rng(42);
   const int rounds = static_cast<int>(taskpool::test::scaled(12));
   for (int round = 0; round < rounds; ++round) {
-    pid_t pid = serve({"--lease", "500ms"});
+    pid_t pid = serve({"--lease", "1s"});  // the floor (kMinLease)
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 400));  // a random moment
     kill(pid, SIGKILL);
     wait_exit(pid);
   }
-  pid_t pid = serve({"--lease", "500ms"});
+  pid_t pid = serve({"--lease", "1s"});  // the floor (kMinLease)
   ASSERT_TRUE(serving());
   auto s = store();
   ASSERT_TRUE(eventually(
@@ -218,6 +222,389 @@ TEST_F(CliTest, CrashSafetyUnderSigkill) {
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
   sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+// Runs SQL on the test's database directly, as another program would.
+void run_sql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "") << "\n" << sql;
+  sqlite3_free(err);
+  sqlite3_close(db);
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+// #11.1 Invariant: text that is not UTF-8 is refused at every entry (options, records), naming
+// the field, and nothing is stored; rows that another program wrote with such bytes never make
+// show, list --json, reports or reports --ack fail (the outbox can always be read and drained).
+TEST_F(CliTest, InvalidUtf8RefusedAndNeverBlocksOutput) {
+  ASSERT_EQ(cli({"add", "--type", "memo"}).rc, 0);
+  struct Case {
+    std::vector<std::string> args;
+    std::string input, field;
+  };
+  std::vector<Case> cases = {
+      {{"add", "--type", "exec", "--creator", "al\xff" "ice", "--payload", R"({"argv": ["true"]})"}, "", "creator_id"},
+      {{"add", "--type", "memo", "--group", "g\xc0\xaf"}, "", "group_id"},  // overlong '/'
+      {{"add", "--type", "memo\xed\xa0\x80"}, "", "task_type"},              // a surrogate
+      {{"add", "--type", "memo", "--unique-key", "k\xf4\x90\x80\x80"}, "", "unique_key"},  // > U+10FFFF
+      {{"add", "--type", "memo", "--payload", "{\"text\": \"caf\xe9\"}"}, "", "payload"},  // Latin-1
+      {{"add", "--json", "-"}, "{\"task_type\": \"memo\", \"creator_id\": \"al\xff" "ice\"}\n", "line 1"},
+  };
+  for (auto& c : cases) {
+    auto r = cli(c.args, c.input);
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find(c.field), std::string::npos) << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+  }
+  EXPECT_EQ(store()->stats().waiting, 1);
+
+  // Rows written by another program: bad bytes in a text column, in a payload (SQLite's
+  // json_valid does not check UTF-8), and in a report's result (a program's raw output).
+  run_sql(db_, "INSERT INTO tasks (creator_id, task_type, payload, create_time, exec_time, updated_time) VALUES ("
+               "CAST(X'616CFF696365' AS TEXT), 'memo', '{\"a\": \"' || CAST(X'FF' AS TEXT) || '\"}', 0, 0, 0);"
+               "INSERT INTO reports (task_id, report_user_id, report_group_id, status, result, created_time) VALUES ("
+               "2, CAST(X'FE' AS TEXT), '', 'done', 'out: ' || CAST(X'C3' AS TEXT), 0);");
+  auto show = cli({"show", "2"});
+  ASSERT_EQ(show.rc, 0) << show.err;
+  auto j = nlohmann::json::parse(show.out);  // valid JSON (and valid UTF-8) whatever was stored
+  EXPECT_EQ(j["creator_id"], "al\xef\xbf\xbd" "ice");  // the bad byte replaced by U+FFFD
+  ASSERT_TRUE(j["payload"].is_string()) << show.out;   // not JSON: shown as its text, never <discarded>
+  EXPECT_NE(j["payload"].get<std::string>().find("\"a\""), std::string::npos);
+  auto list = cli({"list", "--json"});
+  EXPECT_EQ(list.rc, 0) << list.err;
+  EXPECT_EQ(lines(list.out), 2);
+  auto reps = cli({"reports"});
+  EXPECT_EQ(reps.rc, 0) << reps.err;
+  EXPECT_EQ(lines(reps.out), 1);
+  auto ack = cli({"reports", "--ack"});
+  EXPECT_EQ(ack.rc, 0) << ack.err;
+  EXPECT_EQ(cli({"reports"}).out, "");
+  EXPECT_EQ(cli({"prune", "--older-than", "0s"}).rc, 0);
+}
+
+// #11.7 Invariant: the origin's records are accepted as written: `//`-commented objects one
+// after another, objects with or without newlines between them, arrays, JSON lines.
+TEST_F(CliTest, OriginRecordStreamAccepted) {
+  // Verbatim from the origin note (000_8a49815890aef784.txt, "插入数据").
+  const std::string origin = R"(// 插入数据 1
+{
+    "creator_id": 123,
+    "group_id": 123,
+    "task_type": "cycle",
+    "by_plugin": "",
+    "create_time": "2021-11-26 10:13:14",
+    "task_status": "waiting",
+    "task_level": 5,
+    "exec_task": "",
+    "exec_time": "2021-11-26 10:13:14",
+    // 报告人及群组未定义则默认报告creator
+    "report_user_id": "",
+    "report_group_id": ""
+}
+
+// 插入数据 2
+{
+    "creator_id": 123,
+    "group_id": 123,
+    "task_type": "cycle",
+    "by_plugin": "",
+    "create_time": "2021-11-26 10:13:14",
+    "task_status": "waiting",
+    "task_level": 5,
+    "exec_task": "",
+    "exec_time": "2021-11-26 10:13:14",
+    // 报告人及群组未定义则默认报告creator
+    "report_user_id": 0,
+    "report_group_id": -1
+}
+)";
+  auto r = cli({"add", "--json", "-"}, origin);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(lines(r.out), 2);
+  auto r2 = cli({"add", "--json", R"({"task_type": "a"}{"task_type": "b"} [{"task_type": "c"}, {"task_type": "d"}])"});
+  ASSERT_EQ(r2.rc, 0) << r2.err;
+  EXPECT_EQ(lines(r2.out), 4);
+  auto r3 = cli({"add", "--json", "-"}, "{\"task_type\": \"e\"}\n/* block */ {\"task_type\": \"f\"}\n");
+  ASSERT_EQ(r3.rc, 0) << r3.err;
+  EXPECT_EQ(lines(r3.out), 2);
+  EXPECT_EQ(store()->stats().waiting, 8);
+}
+
+// #11.7 Invariant: a bad record stream is refused whole (nothing stored) with the real line and
+// column of the problem: a syntax error where it is, a bad record where the record starts.
+TEST_F(CliTest, RecordStreamErrorsCarryLineAndColumn) {
+  auto syntax = cli({"add", "--json", "-"}, "// first\n{\"task_type\": \"a\"}\n{\"task_type\": \"b\",\n \"task_level\": 5,,\n}\n");
+  EXPECT_EQ(syntax.rc, 2);
+  EXPECT_NE(syntax.err.find("line 4, column 18"), std::string::npos) << syntax.err;
+  EXPECT_EQ(lines(syntax.err), 1) << syntax.err;
+  auto field = cli({"add", "--json", "-"}, "{\"task_type\": \"a\"}\n\n  {\n  \"task_type\": \"b\",\n  \"task_level\": 12\n}\n");
+  EXPECT_EQ(field.rc, 2);
+  EXPECT_NE(field.err.find("line 3, column 3"), std::string::npos) << field.err;
+  EXPECT_NE(field.err.find("task_level 12"), std::string::npos) << field.err;
+  auto empty = cli({"add", "--json", "-"}, "// nothing here\n");
+  EXPECT_EQ(empty.rc, 2);
+  EXPECT_NE(empty.err.find("no task records"), std::string::npos) << empty.err;
+  EXPECT_FALSE(std::filesystem::exists(db_));  // refused before the database was even created
+}
+
+// #11.8 and #16.5 Invariant: a time that does not exist or lies outside the supported range
+// (1970 .. 2199), and a duration beyond the range, are refused with exit 2 naming the option
+// or field, at every entry; nothing is stored. (Before: moved to another day, or wrapped
+// around past 2262 and ran at once.)
+TEST_F(CliTest, ImpossibleAndOutOfRangeTimesRefused) {
+  ASSERT_EQ(cli({"add", "--type", "memo", "--at", "2024-02-29 12:00:00"}).rc, 0);  // a leap day
+  ASSERT_EQ(cli({"add", "--type", "memo", "--at", "2199-12-31 23:59:59Z"}).rc, 0);
+  struct Case {
+    std::vector<std::string> args;
+    std::string input, field;
+  };
+  std::vector<Case> cases = {
+      {{"add", "--type", "x", "--at", "2021-02-30 10:00:00"}, "", "--at"},
+      {{"add", "--type", "x", "--at", "2021-02-29 10:00:00"}, "", "--at"},
+      {{"add", "--type", "x", "--at", "2021-04-31 10:00:00"}, "", "--at"},
+      {{"add", "--type", "x", "--at", "2021-01-01 24:00:00"}, "", "--at"},
+      {{"add", "--type", "x", "--at", "2021-01-01 23:59:60Z"}, "", "--at"},
+      {{"add", "--type", "x", "--at", "2021-01-01 10:00:00+14:30"}, "", "--at"},
+      {{"add", "--type", "x", "--at", "2300-01-01 00:00:00Z"}, "", "--at"},
+      {{"add", "--type", "x", "--at", "99999999999"}, "", "--at"},
+      {{"add", "--type", "x", "--in", "110000d"}, "", "--in"},
+      {{"add", "--type", "x", "--every", "110000d"}, "", "--every"},
+      {{"add", "--json", R"({"task_type": "x", "exec_time": "2021-02-30 10:00:00"})"}, "", "exec_time"},
+      {{"add", "--json", R"({"task_type": "x", "exec_time": 99999999999})"}, "", "exec_time"},
+      {{"add", "--json", R"({"task_type": "x", "exec_time": 18446744073709551615})"}, "", "exec_time"},
+      {{"add", "--json", R"({"task_type": "x", "repeat_every": "110000d"})"}, "", "repeat_every"},
+      {{"add", "--json", R"({"task_type": "x", "repeat_every": 9999999999999})"}, "", "repeat_every"},
+      {{"extend", "1", "--to", "2021-02-30 10:00:00"}, "", "--to"},
+      {{"extend", "1", "--by", "110000d"}, "", "--by"},
+  };
+  for (auto& c : cases) {
+    auto r = cli(c.args, c.input);
+    EXPECT_EQ(r.rc, 2) << c.args.back() << ": " << r.err;
+    EXPECT_NE(r.err.find(c.field), std::string::npos) << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+  }
+  auto s = store();
+  EXPECT_EQ(s->stats().waiting, 2);
+  auto t = s->get(1);
+  ASSERT_TRUE(t);
+  std::time_t secs = std::chrono::system_clock::to_time_t(t->exec_time);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  EXPECT_EQ(tm.tm_mon, 1);  // February 29th stayed in February
+  EXPECT_EQ(tm.tm_mday, 29);
+}
+
+// #11.8 Invariant: a local time skipped by a daylight-saving change is refused, not moved.
+TEST_F(CliTest, LocalTimeInDstGapRefused) {
+  setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);  // the child commands inherit it
+  auto gap = cli({"add", "--type", "x", "--at", "2021-03-28 02:30:00"});
+  auto fine = cli({"add", "--type", "x", "--at", "2021-03-28 03:30:00"});
+  unsetenv("TZ");
+  EXPECT_EQ(gap.rc, 2) << gap.err;
+  EXPECT_NE(gap.err.find("--at"), std::string::npos) << gap.err;
+  EXPECT_EQ(fine.rc, 0) << fine.err;
+}
+
+// #11.10 Invariant: contradictory options and a payload the built-in exec handler cannot run
+// are refused at add (exit 2, nothing stored), not at run time.
+TEST_F(CliTest, ContradictionsAndBadExecPayloadsRefusedAtAdd) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string needle;
+  };
+  std::vector<Case> cases = {
+      {{"add", "--type", "x", "--unique", "--unique-key", "k"}, "--unique"},
+      {{"add", "--type", "exec", "--payload", R"({"argv": ["true"], "timeout": "bogus"})"}, "timeout"},
+      {{"add", "--type", "exec", "--payload", "[1]"}, "argv"},
+      {{"add", "--type", "exec"}, "argv"},  // the default payload {} has no argv
+      {{"add", "--type", "job", "--handler", "exec", "--payload", R"({"argv": "true"})"}, "argv"},
+      {{"add", "--json", R"({"task_type": "exec", "payload": {"argv": ["true"], "timeout": "bogus"}})"}, "timeout"},
+      {{"add", "--unique", "--json", R"({"task_type": "x", "unique_key": "k"})"}, "unique"},
+  };
+  for (auto& c : cases) {
+    auto r = cli(c.args);
+    EXPECT_EQ(r.rc, 2) << c.args.back() << ": " << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(db_));
+  // An exec payload that is fine; another handler's payload is not the exec handler's business.
+  EXPECT_EQ(cli({"add", "--type", "exec", "--payload", R"({"argv": ["true"], "timeout": "5s"})"}).rc, 0);
+  EXPECT_EQ(cli({"add", "--type", "memo", "--payload", "[1]"}).rc, 0);
+}
+
+// #11.10 Invariant: `serve --lease` below the dispatcher's floor is a usage error (exit 2), not
+// a daemon running one task several times at once. Bounded: a daemon that serves is killed.
+TEST_F(CliTest, ServeRefusesLeaseBelowFloor) {
+  pid_t pid = serve({"--lease", "1ms"});
+  EXPECT_EQ(wait_exit_within(pid, std::chrono::seconds(30)), 2);
+}
+
+// #11.11 Invariant: only add and serve create a database; every other command on a missing
+// file says "no database at PATH", exits 3 and creates nothing.
+TEST_F(CliTest, ReadCommandsCreateNoDatabase) {
+  std::string typo = (dir_ / "typo.db").string();
+  std::vector<std::vector<std::string>> cmds = {{"stats"},  {"list"},     {"show", "1"},          {"reports"},
+                                                {"reports", "--ack"},     {"cancel", "1"},        {"retry", "1"},
+                                                {"extend", "1", "--by", "1s"}, {"prune"}};
+  for (auto args : cmds) {
+    args.insert(args.end(), {"--db", typo});
+    auto r = cli(args);
+    EXPECT_EQ(r.rc, 3) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("no database at " + typo), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(typo)) << args[0];
+  }
+  EXPECT_EQ(cli({"add", "--type", "memo", "--db", typo}).rc, 0);
+  EXPECT_TRUE(std::filesystem::exists(typo));
+}
+
+// #11.11 Invariant: a database the user may only read (file and directory not writable) can
+// still be listed, shown and counted, and its reports printed. As root, whom permissions do not
+// stop, the commands run as nobody.
+TEST_F(CliTest, ReadOnlyDatabaseCanBeRead) {
+  ASSERT_EQ(cli({"add", "--type", "memo", "--creator", "ro"}).rc, 0);
+  ASSERT_EQ(cli({"cancel", "1"}).rc, 0);  // writes a report
+  ASSERT_EQ(chmod(db_.c_str(), 0444), 0);
+  ASSERT_EQ(chmod(dir_.c_str(), 0555), 0);
+  std::string as = geteuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+  auto list = cli_as(as, {"list"});
+  auto show = cli_as(as, {"show", "1"});
+  auto stats = cli_as(as, {"stats", "--json"});
+  auto reps = cli_as(as, {"reports"});
+  auto write = cli_as(as, {"add", "--type", "memo"});
+  chmod(dir_.c_str(), 0755);
+  chmod(db_.c_str(), 0644);
+  EXPECT_EQ(list.rc, 0) << list.err;
+  EXPECT_NE(list.out.find("ro"), std::string::npos);
+  EXPECT_EQ(show.rc, 0) << show.err;
+  EXPECT_EQ(stats.rc, 0) << stats.err;
+  EXPECT_EQ(reps.rc, 0) << reps.err;
+  EXPECT_EQ(lines(reps.out), 1);
+  EXPECT_EQ(write.rc, 1) << write.err;  // writing is a failure of the system, one line
+  EXPECT_EQ(lines(write.err), 1) << write.err;
+}
+
+// Friction (#11) Invariant: one exit-code scheme for every subcommand: 0 ok, 1 database or
+// system failure, 2 usage or bad input, 3 not found, 4 the task's state does not allow it.
+// Plus --version, --db before the subcommand, an unknown subcommand named, list's header,
+// stats' next due time, and --report mapped to the task's report_on.
+TEST_F(CliTest, ExitCodesAndFriction) {
+  auto a = cli({"add", "--type", "memo", "--at", "2030-01-02 03:04:05", "--report", "failure"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_EQ(cli({"show", "999"}).rc, 3);
+  EXPECT_EQ(cli({"cancel", "999"}).rc, 3);
+  EXPECT_EQ(cli({"retry", "999"}).rc, 3);
+  EXPECT_EQ(cli({"extend", "999", "--by", "1s"}).rc, 3);
+  EXPECT_EQ(cli({"retry", "1"}).rc, 4);  // waiting: nothing to retry
+  EXPECT_EQ(cli({"show", "one"}).rc, 2);
+  EXPECT_EQ(cli({"add", "--type", "x", "--report", "sometimes"}).rc, 2);
+  auto unknown = cli({"frobnicate"});
+  EXPECT_EQ(unknown.rc, 2);
+  EXPECT_NE(unknown.err.find("unknown command 'frobnicate'"), std::string::npos) << unknown.err;
+  auto version = cli({"--version"});
+  EXPECT_EQ(version.rc, 0) << version.err;
+  EXPECT_TRUE(std::regex_search(version.out, std::regex("^taskpool [0-9]+\\.[0-9]+\\.[0-9]+\n$"))) << version.out;
+  auto before = cli({"--db", db_, "list"});
+  EXPECT_EQ(before.rc, 0) << before.err;
+  EXPECT_EQ(before.out.rfind("ID ", 0), 0u) << before.out;  // a header line first
+  EXPECT_EQ(lines(before.out), 2);
+  EXPECT_EQ(lines(cli({"list", "--json"}).out), 1);  // no header in JSON lines
+  auto stats = cli({"stats"});
+  EXPECT_NE(stats.out.find("next due 2030-01-02 03:04:05"), std::string::npos) << stats.out;
+  auto show = nlohmann::json::parse(cli({"show", "1"}).out);
+  EXPECT_EQ(show["report_on"], "failure");
+  auto help = cli({"add", "--help"});
+  EXPECT_EQ(help.rc, 0);
+  EXPECT_NE(help.out.find("--report"), std::string::npos);
+}
+
+// #16.9 Invariant: the daemon outlives its log reader (SIGPIPE ignored, a failed log write is
+// not fatal): `taskpool serve | head -n 1` keeps running tasks and stops cleanly on SIGTERM.
+// Also: log lines start with an ISO 8601 UTC timestamp.
+TEST_F(CliTest, ServeSurvivesClosedLogReader) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int log = open((dir_ / "serve.err").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fds[1], 1);
+    dup2(log, 2);
+    close(fds[0]);
+    execl(TASKPOOL_CLI_PATH, TASKPOOL_CLI_PATH, "serve", "--db", db_.c_str(), "--poll", "50ms", "--threads", "2",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string first;
+  char c = 0;
+  pollfd pfd{fds[0], POLLIN, 0};
+  while (first.find('\n') == std::string::npos && poll(&pfd, 1, 30000) == 1 && read(fds[0], &c, 1) == 1) first += c;
+  close(fds[0]);  // the reader goes away, as `head -n 1` does
+  EXPECT_TRUE(std::regex_search(first, std::regex(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z taskpool: )"))) << first;
+  auto s = store();
+  int status = 0;
+  bool died = false;
+  auto dead = [&] { return died || (died = waitpid(pid, &status, WNOHANG) == pid); };
+  for (int i = 0; i < 2 && !died; ++i) {  // each run writes a log line into the closed pipe
+    auto r = cli({"add", "--type", "exec", "--payload", R"({"argv": ["true"]})"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    auto id = std::stoll(r.out);
+    EXPECT_TRUE(eventually([&] { return dead() || s->get(id)->status == taskpool::TaskStatus::done; }, std::chrono::seconds(30)));
+  }
+  ASSERT_FALSE(dead()) << "the daemon died: status " << status;
+  kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit_within(pid, std::chrono::seconds(60)), 0);
+}
+
+// Runs `taskpool list` with stdout to /dev/null; returns the peak RSS of that process (KiB), or
+// -1 when it failed or did not end within a minute.
+long list_peak_rss(const std::string& db, const std::string& limit) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    execl(TASKPOOL_CLI_PATH, TASKPOOL_CLI_PATH, "list", "--json", "--limit", limit.c_str(), "--db", db.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  rusage ru{};
+  bool ended = eventually([&] { return wait4(pid, &status, WNOHANG, &ru) == pid; }, std::chrono::seconds(60));
+  if (!ended) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? ru.ru_maxrss : -1;
+}
+
+// #16.11 Invariant: list streams rows: its peak memory does not grow with the number of rows
+// printed (200,000 rows: before, every row was loaded first, about 100 MB more).
+TEST_F(CliTest, ListStreamsRowsInFlatMemory) {
+  ASSERT_EQ(cli({"add", "--type", "memo", "--creator", "a-creator-of-some-length", "--payload",
+                 R"({"text": "a payload of some length, as a reminder's text would be"})"})
+                .rc,
+            0);
+  // Copies of row 1, every column but the id, inserted in one transaction.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
+  std::string cols;
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT name FROM pragma_table_info('tasks') WHERE name <> 'id'", -1, &st, nullptr);
+  while (sqlite3_step(st) == SQLITE_ROW) cols += (cols.empty() ? "" : ", ") + std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  run_sql(db_, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) INSERT INTO tasks (" +
+                   cols + ") SELECT " + cols + " FROM tasks, n WHERE tasks.id = 1");
+  long few = list_peak_rss(db_, "1000");
+  long all = list_peak_rss(db_, "1000000");
+  ASSERT_GT(few, 0);
+  ASSERT_GT(all, 0);
+  EXPECT_LT(all, few + 16 * 1024) << "peak RSS " << few << " KiB for 1000 rows, " << all << " KiB for 200001 rows";
 }
 
 }  // namespace

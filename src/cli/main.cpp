@@ -1,36 +1,74 @@
 // src/cli/main.cpp — the `taskpool` command: the daemon (serve) and task management.
-// Reference: docs/cli.md. Every error is one line on stderr and a non-zero exit:
-// 2 for bad input or usage, 1 for a failure of the database or the system.
+// Reference: docs/cli.md. Every error is one line on stderr, "taskpool: error: <what>", and the
+// exit status says what kind of failure it was, the same for every subcommand:
+//   0  success
+//   1  failure of the database or the system (locked past the busy timeout, not a taskpool
+//      database, a read-only file written to, a full disk)
+//   2  usage or bad input (unknown command or option, bad time, invalid record; nothing stored)
+//   3  not found: no task with that id, or no database at the path (only add and serve create one)
+//   4  the task's state does not allow it (cancel a finished task, retry a waiting or running
+//      one, extend one that is not waiting)
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <iterator>
 #include <thread>
 
 #include "store/records.hpp"
+#include "store/task_rules.hpp"
 #include "taskpool/taskpool.hpp"
+
+#ifndef TASKPOOL_VERSION
+#define TASKPOOL_VERSION "unknown"
+#endif
 
 namespace {
 
 using namespace taskpool;
 
+enum Exit { kOk = 0, kFailure = 1, kUsage = 2, kNotFound = 3, kWrongState = 4 };
+
 struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
+struct NotFound : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+struct WrongState : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void print_error(const std::string& what) {
+  std::fprintf(stderr, "taskpool: error: %s\n", records::printable(what).c_str());
+}
 
 std::string default_db() {
   const char* env = std::getenv("TASKPOOL_DB");
   return env && *env ? env : "./taskpool.db";
 }
 
-SqliteOptions store_options() {
+// create: add and serve; write: commands that change rows; read: the rest (a read-only
+// database, file or directory, can still be read).
+enum class Access { create, write, read };
+
+std::unique_ptr<TaskStore> open_store(const std::string& db, Access access) {
   SqliteOptions o;
-  if (const char* t = std::getenv("TASKPOOL_BUSY_TIMEOUT"); t && *t) o.busy_timeout = parse_duration(t);
-  return o;
+  if (const char* t = std::getenv("TASKPOOL_BUSY_TIMEOUT"); t && *t) o.busy_timeout = parse_duration(t, "TASKPOOL_BUSY_TIMEOUT");
+  if (access != Access::create) {
+    // A typo in --db must not leave an empty database behind.
+    std::error_code ec;
+    if (!std::filesystem::exists(db, ec) || (std::filesystem::is_regular_file(db, ec) && std::filesystem::file_size(db, ec) == 0))
+      throw NotFound("no database at " + db);
+    o.create = false;
+    o.read_only = access == Access::read;
+  }
+  return open_sqlite_store(db, o);
 }
 
 std::int64_t parse_id(const std::string& s) {
@@ -41,180 +79,233 @@ std::int64_t parse_id(const std::string& s) {
 
 std::string read_all(std::istream& in) { return {std::istreambuf_iterator<char>(in), {}}; }
 
-int serve(const std::string& db, std::size_t threads, const std::string& poll, const std::string& grace_text,
-          const std::string& lease_text) {
-  auto poll_interval = parse_duration(poll);
-  auto grace = parse_duration(grace_text);
-  auto lease = parse_duration(lease_text);
+// A serve log line: ISO 8601 UTC timestamp first. A failed write (the reader went away) is
+// dropped: logging never stops the daemon.
+void log_line(const std::string& line) {
+  std::string s = format_time_utc(std::chrono::system_clock::now()) + " taskpool: " + line + "\n";
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
+
+struct ServeArgs {
+  std::size_t threads = 0;
+  std::string poll = "1s", grace = "30s", lease = "30s";
+  std::size_t prefetch = DispatcherOptions{}.prefetch;
+};
+
+int serve(const std::string& db, const ServeArgs& a) {
+  auto poll_interval = parse_duration(a.poll, "--poll");
+  auto grace = parse_duration(a.grace, "--grace");
+  auto lease = parse_duration(a.lease, "--lease");
   if (poll_interval.count() <= 0) throw UsageError("--poll must be positive");
+  // SIGPIPE (stdout piped to a reader that went away) would kill the daemon with tasks running.
+  // A handler that does nothing, rather than SIG_IGN: a write then fails with EPIPE, and
+  // programs the exec handler starts get the default back on exec, as they expect.
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {};
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGPIPE, &sa, nullptr);
   // Block the stop signals before any thread starts; this thread waits for them.
   sigset_t sigs;
   sigemptyset(&sigs);
   for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) sigaddset(&sigs, s);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  auto store = open_sqlite_store(db, store_options());
-  ThreadPool pool(threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : threads);
   DispatcherOptions o;
   o.poll_interval = poll_interval;
   o.lease = lease;
-  o.log = [](const std::string& line) {
-    std::printf("taskpool: %s\n", line.c_str());
-    std::fflush(stdout);
-  };
-  Dispatcher d(*store, pool, o);
+  o.prefetch = a.prefetch;
+  o.log = log_line;
+  auto store = open_store(db, Access::create);
+  ThreadPool pool(a.threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : a.threads);
+  Dispatcher d(*store, pool, o);  // std::invalid_argument (exit 2) for a lease below the floor
   d.handle("exec", exec_handler());
   d.start();
-  std::printf("taskpool: serving %s with %zu threads (owner %s)\n", db.c_str(), pool.stats().max_threads, d.owner().c_str());
-  std::fflush(stdout);
+  log_line("serving " + db + " with " + std::to_string(pool.stats().max_threads) + " threads (owner " + d.owner() + ")");
   for (;;) {
     int sig = 0;
     sigwait(&sigs, &sig);
     if (sig == SIGUSR1) {
       d.pause();
-      std::printf("taskpool: paused (SIGUSR2 resumes)\n");
+      log_line("paused (SIGUSR2 resumes)");
     } else if (sig == SIGUSR2) {
       d.resume();
-      std::printf("taskpool: resumed\n");
+      log_line("resumed");
     } else if (sig == SIGTTIN || sig == SIGTTOU) {
       // As unicorn and gunicorn do: TTIN adds a worker thread, TTOU removes one (never below 1).
       std::size_t n = pool.stats().max_threads;
       n = sig == SIGTTIN ? std::min(n + 1, ThreadPool::max_supported_threads()) : std::max<std::size_t>(n - 1, 1);
       pool.resize(n, n);
-      std::printf("taskpool: threads: %zu\n", n);
+      log_line("threads: " + std::to_string(n));
     } else {
-      std::printf("taskpool: stopping (%s); running tasks have %lld ms to finish\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
-                  static_cast<long long>(grace.count()));
-      std::fflush(stdout);
+      log_line(std::string("stopping (") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + "); running tasks have " +
+               std::to_string(grace.count()) + " ms to finish");
       d.stop(grace);
       auto s = d.stats();
-      std::printf("taskpool: stopped: %llu done, %llu failed\n", static_cast<unsigned long long>(s.succeeded),
-                  static_cast<unsigned long long>(s.failed));
-      return 0;
+      log_line("stopped: " + std::to_string(s.succeeded) + " done, " + std::to_string(s.failed) + " failed");
+      return kOk;
     }
-    std::fflush(stdout);
   }
+}
+
+// Why an existing task refused a state change: 3 when it does not exist (any more), else 4.
+[[noreturn]] void refused(TaskStore& store, std::int64_t id, const std::string& why) {
+  if (!store.get(id)) throw NotFound("no task " + std::to_string(id));
+  throw WrongState("task " + std::to_string(id) + " " + why);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"taskpool: a durable task table and its dispatcher daemon"};
+  app.set_version_flag("--version", std::string("taskpool ") + TASKPOOL_VERSION, "print the version and exit");
   app.require_subcommand(1);
   std::string db = default_db();
-  auto add_db = [&](CLI::App* c) { c->add_option("--db", db, "database file (default ./taskpool.db, env TASKPOOL_DB)"); };
+  const std::string db_help = "database file (default ./taskpool.db, env TASKPOOL_DB)";
+  app.add_option("--db", db, db_help);
+  std::vector<std::string> commands;
+  auto command = [&](const char* name, const char* help) {
+    commands.emplace_back(name);
+    auto* c = app.add_subcommand(name, help);
+    c->add_option("--db", db, db_help);
+    return c;
+  };
 
-  auto* serve_cmd = app.add_subcommand("serve", "run the dispatcher daemon");
-  add_db(serve_cmd);
-  std::size_t threads = 0;
-  std::string poll = "1s", grace = "30s", lease = "30s";
-  serve_cmd->add_option("--threads", threads, "worker threads (default: one per CPU)");
-  serve_cmd->add_option("--poll", poll, "how often to look for rows written by other processes (default 1s)");
-  serve_cmd->add_option("--grace", grace, "time running tasks get to finish on SIGTERM/SIGINT (default 30s)");
-  serve_cmd->add_option("--lease", lease, "lease length; renewed while a task runs (default 30s)");
+  auto* serve_cmd = command("serve", "run the dispatcher daemon");
+  ServeArgs serve_args;
+  serve_cmd->add_option("--threads", serve_args.threads, "worker threads (default: one per CPU)");
+  serve_cmd->add_option("--poll", serve_args.poll, "longest sleep without looking at the database (default 1s)");
+  serve_cmd->add_option("--grace", serve_args.grace, "time running tasks get to finish on SIGTERM/SIGINT (default 30s)");
+  serve_cmd->add_option("--lease", serve_args.lease, "lease length, at least 1s; renewed every lease/3 while a task runs (default 30s)");
+  serve_cmd->add_option("--prefetch", serve_args.prefetch,
+                        "tasks claimed beyond the free worker threads (default " + std::to_string(serve_args.prefetch) + ")");
 
-  auto* add_cmd = app.add_subcommand("add", "add a task (or upsert one with --unique-key / --unique)");
-  add_db(add_cmd);
+  auto* add_cmd = command("add", "add a task (or upsert one with --unique-key / --unique)");
   NewTask nt;
-  std::string json_in, at, in, every, payload;
+  std::string json_in, at, in, every, payload, report;
   bool unique = false;
-  add_cmd->add_option("--json", json_in, "one origin-style JSON record, or - to read records (JSON lines) from stdin");
-  add_cmd->add_option("--creator", nt.creator_id, "creator_id");
-  add_cmd->add_option("--group", nt.group_id, "group_id");
-  add_cmd->add_option("--type", nt.task_type, "task_type");
-  add_cmd->add_option("--plugin", nt.by_plugin, "by_plugin");
-  add_cmd->add_option("--handler,--exec-task", nt.exec_task, "exec_task: the handler (default: the type)");
-  add_cmd->add_option("--payload", payload, "payload JSON (default {})");
-  add_cmd->add_option("--at", at, "exec_time: 'YYYY-MM-DD HH:MM:SS' (local), with +HH:MM or Z, or epoch seconds");
-  add_cmd->add_option("--in", in, "exec_time relative to now, e.g. 90s");
-  add_cmd->add_option("--level", nt.task_level, "task_level 0..9 (default 5)");
-  add_cmd->add_option("--report-user", nt.report_user_id, "report_user_id (default: the creator)");
-  add_cmd->add_option("--report-group", nt.report_group_id, "report_group_id (default: the group)");
-  add_cmd->add_option("--every", every, "repeat_every, e.g. 10m (default: one-shot)");
-  add_cmd->add_option("--max-attempts", nt.max_attempts, "runs before a failure is final (default 1)");
-  add_cmd->add_option("--unique-key", nt.unique_key, "upsert the live task with this key");
-  add_cmd->add_flag("--unique", unique, "upsert by creator+group+type");
+  auto* json_opt = add_cmd->add_option(
+      "--json", json_in,
+      "task records instead of the options below: a stream of JSON values (objects one after another, arrays of "
+      "objects, JSON lines; // and /* */ comments), or - to read them from stdin");
+  std::vector<CLI::Option*> fields = {
+      add_cmd->add_option("--creator", nt.creator_id, "creator_id"),
+      add_cmd->add_option("--group", nt.group_id, "group_id"),
+      add_cmd->add_option("--type", nt.task_type, "task_type"),
+      add_cmd->add_option("--plugin", nt.by_plugin, "by_plugin"),
+      add_cmd->add_option("--handler,--exec-task", nt.exec_task, "exec_task: the handler (default: the type)"),
+      add_cmd->add_option("--payload", payload, "payload JSON (default {}); checked at add for the exec handler"),
+      add_cmd->add_option("--at", at, "exec_time: 'YYYY-MM-DD HH:MM:SS' (local), with +HH:MM or Z, or epoch seconds"),
+      add_cmd->add_option("--in", in, "exec_time relative to now, e.g. 90s"),
+      add_cmd->add_option("--level", nt.task_level, "task_level 0..9 (default 5)"),
+      add_cmd->add_option("--report-user", nt.report_user_id, "report_user_id (default: the creator)"),
+      add_cmd->add_option("--report-group", nt.report_group_id, "report_group_id (default: the group)"),
+      add_cmd->add_option("--report", report,
+                          "which runs write a report: always|failure|never (default: always for one-shot tasks, failure "
+                          "for repeating ones)")
+          ->check(CLI::IsMember({"always", "failure", "never"})),
+      add_cmd->add_option("--every", every, "repeat_every, e.g. 10m (default: one-shot)"),
+      add_cmd->add_option("--max-attempts", nt.max_attempts, "runs before a failure is final (default 1)"),
+      add_cmd->add_option("--unique-key", nt.unique_key, "upsert the live task with this key"),
+  };
+  auto* unique_flag = add_cmd->add_flag("--unique", unique, "upsert by creator+group+type");
+  for (CLI::Option* f : fields) json_opt->excludes(f);
+  add_cmd->get_option("--at")->excludes("--in");
+  unique_flag->excludes("--unique-key");
 
-  auto* list_cmd = app.add_subcommand("list", "list tasks");
-  add_db(list_cmd);
+  auto* list_cmd = command("list", "list tasks (streamed: any --limit in constant memory)");
   std::string status_text;
   bool as_json = false;
   std::size_t limit = 1000;
   list_cmd->add_option("--status", status_text, "waiting|running|done|failed|cancelled");
   list_cmd->add_option("--limit", limit, "most rows (default 1000)");
-  list_cmd->add_flag("--json", as_json, "JSON lines");
+  list_cmd->add_flag("--json", as_json, "JSON lines (no header)");
 
   std::string id_text;
-  auto* show_cmd = app.add_subcommand("show", "show one task as JSON");
-  add_db(show_cmd);
+  auto* show_cmd = command("show", "show one task as JSON");
   show_cmd->add_option("id", id_text, "task id")->required();
-  auto* cancel_cmd = app.add_subcommand("cancel", "cancel a task");
-  add_db(cancel_cmd);
+  auto* cancel_cmd = command("cancel", "cancel a waiting or running task");
   cancel_cmd->add_option("id", id_text, "task id")->required();
-  auto* retry_cmd = app.add_subcommand("retry", "run a finished, failed or cancelled task again now");
-  add_db(retry_cmd);
+  auto* retry_cmd = command("retry", "run a finished, failed or cancelled task again now");
   retry_cmd->add_option("id", id_text, "task id")->required();
-  auto* extend_cmd = app.add_subcommand("extend", "move a waiting task's exec_time");
-  add_db(extend_cmd);
+  auto* extend_cmd = command("extend", "move a waiting task's exec_time");
   std::string by, to;
   extend_cmd->add_option("id", id_text, "task id")->required();
   auto* by_opt = extend_cmd->add_option("--by", by, "push back by a duration, e.g. 60s");
   auto* to_opt = extend_cmd->add_option("--to", to, "set to a time");
   by_opt->excludes(to_opt);
 
-  auto* stats_cmd = app.add_subcommand("stats", "counts by status");
-  add_db(stats_cmd);
+  auto* stats_cmd = command("stats", "counts by status, unacknowledged reports, next due time");
   stats_cmd->add_flag("--json", as_json, "JSON output");
 
-  auto* reports_cmd = app.add_subcommand("reports", "print unacknowledged reports");
-  add_db(reports_cmd);
+  auto* reports_cmd = command("reports", "print unacknowledged reports as JSON lines");
   bool ack = false, all = false;
   reports_cmd->add_flag("--ack", ack, "acknowledge the reports printed");
   reports_cmd->add_flag("--all", all, "include acknowledged reports");
   reports_cmd->add_option("--limit", limit, "most rows (default 1000)");
 
-  auto* prune_cmd = app.add_subcommand("prune", "delete finished tasks and acknowledged reports");
-  add_db(prune_cmd);
+  auto* prune_cmd = command("prune", "delete finished tasks and acknowledged reports");
   std::string older_than = "7d";
   prune_cmd->add_option("--older-than", older_than, "retention (default 7d)");
 
+  // The first word that is not an option (or --db's value) must name a command.
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--db") {
+      ++i;
+      continue;
+    }
+    if (a.rfind('-', 0) == 0) continue;
+    if (std::find(commands.begin(), commands.end(), a) == commands.end()) {
+      std::string names;
+      for (auto& c : commands) names += (names.empty() ? "" : ", ") + c;
+      print_error("unknown command '" + a + "' (commands: " + names + ")");
+      return kUsage;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "taskpool: error: " << e.what() << "\n";
-    return 2;
+    print_error(e.what());
+    return kUsage;
   }
 
   try {
-    if (serve_cmd->parsed()) return serve(db, threads, poll, grace, lease);
+    if (serve_cmd->parsed()) return serve(db, serve_args);
     if (add_cmd->parsed()) {
+      // Refused here, before the database is opened (or created): a payload the built-in exec
+      // handler cannot run would otherwise fail only when it runs.
+      auto check = [&](const NewTask& t) {
+        if (unique && !t.unique_key.empty()) throw UsageError("--unique cannot be combined with a record's unique_key");
+        if ((t.exec_task.empty() ? t.task_type : t.exec_task) == "exec") validate_exec_payload(t.payload);
+      };
       std::vector<NewTask> tasks;
       if (!json_in.empty()) {
-        for (const CLI::Option* o : add_cmd->get_options())
-          if (o->count() > 0 && o->get_name() != "--json" && o->get_name() != "--db" && o->get_name() != "--unique" &&
-              o->get_name() != "--help")
-            throw UsageError("--json cannot be combined with " + o->get_name());
-        tasks = records::tasks_from_text(json_in == "-" ? read_all(std::cin) : json_in);
+        tasks = records::tasks_from_text(json_in == "-" ? read_all(std::cin) : json_in, check);
       } else {
         if (!payload.empty()) nt.payload = payload;
-        if (!at.empty() && !in.empty()) throw UsageError("--at and --in exclude each other");
-        if (!at.empty()) nt.exec_time = parse_time(at);
-        if (!in.empty()) nt.exec_time = std::chrono::system_clock::now() + parse_duration(in);
-        if (!every.empty()) nt.repeat_every = parse_duration(every);
+        if (!at.empty()) nt.exec_time = parse_time(at, "--at");
+        if (!in.empty()) {
+          nt.exec_time = std::chrono::system_clock::now() + parse_duration(in, "--in");
+          check_time(*nt.exec_time, "--in");
+        }
+        if (!every.empty()) nt.repeat_every = parse_duration(every, "--every");
+        if (!report.empty()) nt.report_on = parse_report_on(report);
+        store::validate(nt);
+        check(nt);
         tasks.push_back(nt);
       }
       if (unique) {
         for (auto& t : tasks) t.unique_key = t.creator_id + ":" + t.group_id + ":" + t.task_type;
       }
-      auto store = open_sqlite_store(db, store_options());
+      auto store = open_store(db, Access::create);
       for (auto id : store->add_batch(tasks)) std::printf("%lld\n", static_cast<long long>(id));
-      return 0;
+      return kOk;
     }
-    auto store = open_sqlite_store(db, store_options());
     if (list_cmd->parsed()) {
       ListQuery q;
       q.limit = limit;
@@ -222,72 +313,98 @@ int main(int argc, char** argv) {
         q.status = parse_task_status(status_text);
         if (!q.status) throw UsageError("unknown status '" + status_text + "' (waiting|running|done|failed|cancelled)");
       }
-      for (auto& r : store->list(q)) {
+      auto store = open_store(db, Access::read);
+      if (!as_json) std::printf("%-6s %-9s %-2s %-19s  %-16s %s\n", "ID", "STATUS", "LV", "EXEC_TIME", "HANDLER", "CREATOR");
+      // Printed as the rows come: memory stays flat whatever the limit.
+      store->scan(q, [&](const TaskRecord& r) {
         if (as_json) {
-          std::printf("%s\n", records::to_json(r).dump().c_str());
+          std::printf("%s\n", records::dump(records::to_json(r)).c_str());
         } else {
           std::printf("%-6lld %-9s L%d %s  %-16s %s\n", static_cast<long long>(r.id), std::string(to_string(r.status)).c_str(),
                       r.task_level, format_time(r.exec_time).c_str(), r.handler().c_str(), r.creator_id.c_str());
         }
-      }
-      return 0;
+        return true;
+      });
+      return kOk;
     }
     if (show_cmd->parsed()) {
-      auto r = store->get(parse_id(id_text));
-      if (!r) throw UsageError("no task " + id_text);
-      std::printf("%s\n", records::to_json(*r).dump(2).c_str());
-      return 0;
+      auto id = parse_id(id_text);
+      auto store = open_store(db, Access::read);
+      auto r = store->get(id);
+      if (!r) throw NotFound("no task " + id_text);
+      std::printf("%s\n", records::dump(records::to_json(*r), 2).c_str());
+      return kOk;
     }
-    auto need = [&](bool ok, const std::string& what) {
-      if (!ok) {
-        std::fprintf(stderr, "taskpool: error: task %s %s\n", id_text.c_str(), what.c_str());
-        return 1;
-      }
-      return 0;
-    };
-    if (cancel_cmd->parsed()) return need(store->cancel(parse_id(id_text)), "is not waiting or running (or does not exist)");
-    if (retry_cmd->parsed()) return need(store->retry(parse_id(id_text)), "is not finished (or does not exist, or its unique key is live)");
+    if (cancel_cmd->parsed()) {
+      auto id = parse_id(id_text);
+      auto store = open_store(db, Access::write);
+      if (!store->cancel(id)) refused(*store, id, "is not waiting or running");
+      return kOk;
+    }
+    if (retry_cmd->parsed()) {
+      auto id = parse_id(id_text);
+      auto store = open_store(db, Access::write);
+      if (!store->retry(id)) refused(*store, id, "is not done, failed or cancelled (or its unique key is live again)");
+      return kOk;
+    }
     if (extend_cmd->parsed()) {
+      auto id = parse_id(id_text);
       if (by.empty() && to.empty()) throw UsageError("extend needs --by DURATION or --to TIME");
-      bool ok = by.empty() ? store->reschedule(parse_id(id_text), parse_time(to))
-                           : store->extend(parse_id(id_text), parse_duration(by));
-      return need(ok, "is not waiting (or does not exist)");
+      std::optional<wall_time> new_time;
+      std::chrono::milliseconds by_ms{0};
+      if (by.empty()) new_time = parse_time(to, "--to");
+      else by_ms = parse_duration(by, "--by");
+      auto store = open_store(db, Access::write);
+      bool ok = new_time ? store->reschedule(id, *new_time) : store->extend(id, by_ms);
+      if (!ok) refused(*store, id, "is not waiting");
+      return kOk;
     }
     if (stats_cmd->parsed()) {
+      auto store = open_store(db, Access::read);
       auto s = store->stats();
       if (as_json) {
         nlohmann::json j = {{"waiting", s.waiting}, {"running", s.running}, {"done", s.done}, {"failed", s.failed},
                             {"cancelled", s.cancelled}, {"unacked_reports", s.unacked_reports}};
-        j["next_due"] = s.next_due ? nlohmann::json(format_time(*s.next_due)) : nlohmann::json();
-        std::printf("%s\n", j.dump().c_str());
+        j["next_due"] = s.next_due ? nlohmann::json(format_time_precise(*s.next_due)) : nlohmann::json();
+        std::printf("%s\n", records::dump(j).c_str());
       } else {
-        std::printf("waiting %lld  running %lld  done %lld  failed %lld  cancelled %lld  unacked reports %lld\n",
+        std::printf("waiting %lld  running %lld  done %lld  failed %lld  cancelled %lld  unacked reports %lld  next due %s\n",
                     static_cast<long long>(s.waiting), static_cast<long long>(s.running), static_cast<long long>(s.done),
                     static_cast<long long>(s.failed), static_cast<long long>(s.cancelled),
-                    static_cast<long long>(s.unacked_reports));
+                    static_cast<long long>(s.unacked_reports), s.next_due ? format_time(*s.next_due).c_str() : "-");
       }
-      return 0;
+      return kOk;
     }
     if (reports_cmd->parsed()) {
+      auto store = open_store(db, ack ? Access::write : Access::read);
       auto rs = store->reports(!all, limit);
       std::vector<std::int64_t> ids;
       for (auto& r : rs) {
-        std::printf("%s\n", records::to_json(r).dump().c_str());
+        std::printf("%s\n", records::dump(records::to_json(r)).c_str());
         ids.push_back(r.id);
       }
+      std::fflush(stdout);
       if (ack) store->ack_reports(ids);
-      return 0;
+      return kOk;
     }
     if (prune_cmd->parsed()) {
-      std::printf("%zu\n", store->prune(parse_duration(older_than)));
-      return 0;
+      auto retention = parse_duration(older_than, "--older-than");
+      auto store = open_store(db, Access::write);
+      std::printf("%zu\n", store->prune(retention));
+      return kOk;
     }
+  } catch (const NotFound& e) {
+    print_error(e.what());
+    return kNotFound;
+  } catch (const WrongState& e) {
+    print_error(e.what());
+    return kWrongState;
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "taskpool: error: %s\n", e.what());
-    return 2;
+    print_error(e.what());
+    return kUsage;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "taskpool: error: %s\n", e.what());
-    return 1;
+    print_error(e.what());
+    return kFailure;
   }
-  return 0;
+  return kOk;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,8 +40,10 @@ class CliTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  CliResult cli(const std::vector<std::string>& args, const std::string& input = "") {
-    std::string cmd = quote(TASKPOOL_CLI_PATH);
+  CliResult cli(const std::vector<std::string>& args, const std::string& input = "") { return cli_as("", args, input); }
+  // cli() with the command line prefixed by `prefix` (e.g. "setpriv ... " to run as another user).
+  CliResult cli_as(const std::string& prefix, const std::vector<std::string>& args, const std::string& input = "") {
+    std::string cmd = prefix + quote(TASKPOOL_CLI_PATH);
     for (auto& a : args) cmd += " " + quote(a);
     auto in = dir_ / "stdin.txt", err = dir_ / "stderr.txt";
     std::ofstream(in) << input;
@@ -88,6 +91,17 @@ class CliTest : public ::testing::Test {
   static int wait_exit(pid_t pid) {
     int status = 0;
     waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  // wait_exit() with a bound: after `limit` the process is SIGKILLed and -1 returned.
+  static int wait_exit_within(pid_t pid, std::chrono::seconds limit) {
+    int status = 0;
+    bool ended = taskpool::test::eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, limit);
+    if (!ended) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   std::unique_ptr<taskpool::TaskStore> store() { return taskpool::open_sqlite_store(db_); }
