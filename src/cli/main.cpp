@@ -158,7 +158,7 @@ int serve(const std::string& db, const ServeArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"taskpool: a durable task table and its dispatcher daemon"};
+  CLI::App app{"taskpool: a durable task table and its dispatcher daemon", "taskpool"};
   app.set_version_flag("--version", std::string("taskpool ") + TASKPOOL_VERSION, "print the version and exit");
   app.require_subcommand(1);
   std::string db = default_db();
