@@ -53,6 +53,31 @@ class BrokenPool : public Error {
   std::exception_ptr cause_;
 };
 
+// No worker thread could be started (thread creation failed, e.g. pthread_create with EAGAIN under
+// a process or cgroup limit, or no memory for the thread). Thrown by the ThreadPool constructor
+// when it cannot start min_threads threads, by resize() when it cannot reach the new minimum, and
+// by a submission to a pool with no live thread that cannot start one: that task was not queued.
+// cause() is the exception thread creation raised.
+class ThreadStartFailed : public Error {
+ public:
+  explicit ThreadStartFailed(std::exception_ptr cause)
+      : Error("taskpool: could not start a worker thread (" + describe(cause) + ")"), cause_(std::move(cause)) {}
+  const std::exception_ptr& cause() const noexcept { return cause_; }
+
+ private:
+  static std::string describe(const std::exception_ptr& e) {
+    try {
+      if (e) std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      return ex.what();
+    } catch (...) {
+      return "non-standard exception";
+    }
+    return "unknown";
+  }
+  std::exception_ptr cause_;
+};
+
 // get() on a future whose task was cancelled before it ran.
 class Cancelled : public Error {
  public:

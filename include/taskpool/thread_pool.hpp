@@ -33,7 +33,11 @@
 //
 // Errors: a task's exception reaches its Future; a post()ed task's exception goes to
 // Options::on_error (default: one line on stderr). Submitting after shutdown began throws
-// PoolClosed; to a broken pool, BrokenPool.
+// PoolClosed; to a broken pool, BrokenPool. A submission that throws queued nothing; one that
+// returns was accepted, and close() runs it (docs/design.md, "Lifecycle contract").
+// When worker threads cannot be created (pthread_create failing, e.g. under a process limit): the
+// constructor throws ThreadStartFailed; so does a submission to a pool with no live worker (its
+// task is not queued); a pool with live workers keeps running on them.
 #pragma once
 
 #include <chrono>
@@ -59,6 +63,8 @@
 #include "taskpool/options.hpp"
 
 namespace taskpool {
+
+class ThreadPool;
 
 namespace detail {
 
@@ -134,7 +140,8 @@ class TaskNode {
   static void* operator new(std::size_t n) { return node_alloc(n); }
   static void operator delete(void* p, std::size_t n) noexcept { node_free(p, n); }
   static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
-  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept { ::operator delete(p, n, a); }
+  // The unsized global form: Clang declares the sized aligned one only with -fsized-deallocation.
+  static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept { ::operator delete(p, a); }
 
   virtual RunOutcome run(RunContext& ctx) noexcept = 0;
   // Drops the task without running it: its future becomes cancelled (why == nullptr) or fails
@@ -322,6 +329,40 @@ enum class EnqueueStatus { queued, full, ran_inline };
 class PoolCore;  // src/pool/pool_core.hpp
 class SchedulerCore;  // src/timer/scheduler.cpp
 
+// ---- test hooks --------------------------------------------------------------------------------
+// Fault injection at the pool's failure points, and callbacks at lifecycle points that tests
+// interleave with (tests/common/fault_injection.hpp wraps them). Always compiled in: a disarmed
+// site costs one relaxed load, and no site is on a per-task path. Process-wide state: arm only
+// while no other code of the process uses a pool.
+enum class FaultPoint : unsigned char {
+  thread_start,  // starting a worker thread fails with std::system_error(EAGAIN), as pthread_create
+  worker_alloc,  // allocating a new worker slot throws std::bad_alloc
+  deque_grow,    // growing a worker's deque fails as if its allocation threw std::bad_alloc
+  membarrier,    // the sleepers' heavy barrier fails, as membarrier(2) returning -1
+};
+inline constexpr std::size_t kFaultPoints = 4;
+// From now on the next `skip` passes through `p` succeed, then `count` fail (count < 0: all).
+void arm_fault(FaultPoint p, int skip, int count) noexcept;
+void disarm_faults() noexcept;
+std::uint64_t fault_hits(FaultPoint p) noexcept;  // failures injected at `p` so far
+
+enum class HookPoint : unsigned char {
+  resize_unlocked,  // in resize(), after its closed() check, before it takes the threads lock
+  spawn_unlocked,   // starting a worker for queued work (a submission's or go_busy's), before the lock
+};
+inline constexpr std::size_t kHookPoints = 2;
+using HookFn = void (*)(void* arg);
+void set_test_hook(HookPoint p, HookFn fn, void* arg) noexcept;  // fn == nullptr removes it
+
+// Read-only views of a pool's engine, for the tests.
+struct PoolTestAccess {
+  // The event count's wake-up protocol: 0 asymmetric (membarrier), 1 switching to RMWs after a
+  // failed barrier, 2 symmetric (RMW notifications).
+  static int wakeup_protocol(const ThreadPool& pool) noexcept;
+  static std::size_t sleeping_workers(const ThreadPool& pool) noexcept;  // registered to sleep
+  static std::size_t idle_waiters(const ThreadPool& pool) noexcept;  // in wait_idle or close
+};
+
 // A set of timers whose due ones the pool's workers fire between tasks, so a timer comes due
 // on time even when the timer thread waits for a CPU behind busy workers (see
 // PoolCore::fire_timers). fire_due() runs on a worker: it launches every timer due at `now`
@@ -344,6 +385,7 @@ class ThreadPool {
   ThreadPool();
   explicit ThreadPool(Options options);
   // A fixed pool of `threads` threads, all started now (min = max = threads).
+  // The constructors throw ThreadStartFailed when min_threads threads cannot be started.
   explicit ThreadPool(std::size_t threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -515,8 +557,10 @@ class ThreadPool {
   void shutdown(Shutdown how);
 
   // Changes the thread bounds at run time. Extra threads exit after finishing their current
-  // task; queued work is never lost or run twice. Throws std::invalid_argument when
-  // max_threads == 0, min_threads > max_threads or max_threads > max_supported_threads().
+  // task; idle threads above a lowered minimum exit after idle_timeout; queued work is never
+  // lost or run twice. Throws std::invalid_argument when max_threads == 0,
+  // min_threads > max_threads or max_threads > max_supported_threads(); PoolClosed once shutdown
+  // has begun; ThreadStartFailed when it cannot start min_threads threads (the bounds stay set).
   void resize(std::size_t min_threads, std::size_t max_threads);
   static constexpr std::size_t max_supported_threads() { return 512; }
 
@@ -554,6 +598,7 @@ class ThreadPool {
 
   // Used by Scheduler: calls `hook` once when shutdown begins (at once if it already has).
   friend class detail::SchedulerCore;
+  friend struct detail::PoolTestAccess;
   std::size_t add_close_hook(std::function<void()> hook);
   void remove_close_hook(std::size_t id);
   // Registers a timer set for firing by workers; remove_due_source() returns once no worker is

@@ -7,6 +7,8 @@
 
 #include <cstdlib>
 
+#include "pool/test_hooks.hpp"
+
 namespace taskpool::detail {
 namespace {
 
@@ -29,6 +31,9 @@ bool asymmetric_barriers() noexcept {
   return ok;
 }
 
-void heavy_barrier() noexcept { syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0); }
+bool heavy_barrier() noexcept {
+  if (inject_fault(FaultPoint::membarrier)) return false;
+  return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
 
 }  // namespace taskpool::detail

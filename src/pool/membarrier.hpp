@@ -13,15 +13,19 @@
 // Availability: registered once per process (kernel >= 4.14). Where the kernel or a sandbox
 // refuses it, or TASKPOOL_NO_MEMBARRIER=1 is set in the environment, asymmetric_barriers() is
 // false and callers keep their symmetric protocol (an RMW on the shared word per notification).
+// A registered barrier can still fail later (the kernel returns ENOMEM when it cannot allocate its
+// CPU mask): heavy_barrier() then returns false, having ordered nothing, and the caller must not
+// rely on it (event_count.hpp, "Barrier failure").
 #pragma once
 
 namespace taskpool::detail {
 
-// True when heavy_barrier() works; fixed for the life of the process (first call registers).
+// True when heavy_barrier() was registered and worked once; fixed for the life of the process.
 bool asymmetric_barriers() noexcept;
 
 // Only when asymmetric_barriers(): a full barrier on every running thread of this process.
-void heavy_barrier() noexcept;
+// False when the system call failed: then no barrier was executed.
+[[nodiscard]] bool heavy_barrier() noexcept;
 
 // The pusher's half: keeps the compiler from moving memory accesses across it.
 inline void light_barrier() noexcept { asm volatile("" ::: "memory"); }

@@ -28,6 +28,17 @@
 //   barrier in prepare_wait orders the submitter's publication before its read of idle_) either it
 //   sees the new task (and stays) or the submitter sees idle_ == 0 (and spawns); go_busy's check
 //   for the last idle worker runs the same barrier. So no task is ever stranded.
+// Start failures (no thread, no memory for a worker slot) never escape a submission whose tasks
+//   are queued (maybe_spawn is noexcept). A submission that finds threads_ == 0 starts a worker
+//   before queueing, and throws ThreadStartFailed, having queued nothing, when it cannot. Any
+//   start that fails and leaves threads_ == 0 (read under threads_mu_) makes the failing thread
+//   run the queued work itself (run_stranded): the last worker may have retired after its final
+//   check, and submitters that read the counts during the failed start (which counts its thread
+//   before it exists) returned without starting one. With threads_ > 0 read after the
+//   publication, the argument above shows a live worker will see the work. So every queued task
+//   has a worker that will see it or a thread, still inside the pool's call, that starts one or
+//   runs it: close() only waits for idle, it never drops work.
+//   A worker whose final check could not be ordered (its heavy barrier failed) does not retire.
 // Idle detection (wait_idle, close): per-slot counters written only by their worker. The pool is
 //   idle when  sum(finished) == sum(submitted), reading every `finished` first and every
 //   `submitted` second. Counters only grow and a task is counted submitted before it can finish
@@ -112,7 +123,9 @@ class PoolCore {
   void remove_due_source(DueSource* s);
   void note_due(std::chrono::steady_clock::time_point t) noexcept;
   bool on_own_worker() const noexcept;
-  void start_fixed(std::size_t n);
+  int wakeup_protocol() const noexcept { return ec_.protocol(); }  // PoolTestAccess
+  std::size_t sleeping_workers() const noexcept { return ec_.waiters(); }
+  std::size_t idle_waiters() const noexcept { return idle_waiters_.load(std::memory_order_relaxed); }
 
   // Runs one queued task on the calling worker `w` if there is one (Future::wait helping).
   bool help_one(Worker* w);
@@ -128,8 +141,11 @@ class PoolCore {
 
   void worker_main(Worker* w);
   TaskNode* find_task(Worker* w, bool helping = false);
+  EnqueueStatus enqueue_batch_from(Worker* w, TaskNode** nodes, std::size_t n, Admission a,
+                                   std::chrono::steady_clock::time_point deadline);
   // Tasks submitted by a task running on `w` (a bounded pool's capacity already reserved).
   EnqueueStatus enqueue_internal(Worker* w, TaskNode** nodes, std::size_t n);
+  EnqueueStatus enqueue_external_one(Worker* w, TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline);
   TaskNode* pop_global(Worker* w, int level);
   TaskNode* steal(Worker* w);
   void execute(Worker* w, TaskNode* t, RunContext& ctx);
@@ -139,9 +155,18 @@ class PoolCore {
   bool try_retire(Worker* w, std::size_t floor, TaskNode*& found, bool& searching);
   void drain_local_to_global(Worker* w);
   void push_global_chain(int level, TaskNode* head, TaskNode* tail, std::size_t n, bool count_submitted);
-  void after_publish();
-  void maybe_spawn();
-  bool spawn_one_locked();  // requires threads_mu_
+  void push_global_one(TaskNode* t) noexcept;  // a task of a running one, not into its deque
+  void after_publish() noexcept;
+  void maybe_spawn() noexcept;
+  void spawn_for_work() noexcept;
+  std::exception_ptr start_first_worker() noexcept;
+  // started, or refused (shutting down, or no free slot), or failed (spawn_error_ says why).
+  enum class Spawn : unsigned char { started, refused, failed };
+  Spawn spawn_one_locked() noexcept;  // requires threads_mu_
+  bool spawn_failed_locked() noexcept;  // requires threads_mu_; true: call run_stranded() unlocked
+  void stop_workers() noexcept;
+  void run_stranded() noexcept;
+  TaskNode* pop_one_global() noexcept;
   bool is_idle() const noexcept;
   bool has_queued_work() const noexcept;
   void notify_idle_waiters() noexcept;
@@ -150,7 +175,7 @@ class PoolCore {
   void run_inline(TaskNode* node);
   void sweep_global(std::exception_ptr why);
   void discard_popped(Worker* w, TaskNode* t);
-  std::exception_ptr discard_reason() const;
+  std::exception_ptr discard_reason() const noexcept;
   void mark_broken(std::exception_ptr cause);
   void report_error(std::exception_ptr e) noexcept;
 
@@ -162,8 +187,11 @@ class PoolCore {
   alignas(64) std::atomic<std::uint32_t> nonempty_{0};  // bit l: levels_[l] has tasks
   EventCount ec_;
 
-  // Thread management.
-  mutable std::mutex threads_mu_;  // guards slot creation/reuse, Worker::thread, and joins
+  // Thread management. No thread starts once stopping_ is set (checked under threads_mu_, which
+  // shutdown takes to join after setting it), so shutdown joins every thread ever started.
+  mutable std::mutex threads_mu_;  // guards slot creation/reuse, Worker::thread, joins, spawn_*_
+  std::exception_ptr spawn_error_;  // guarded by threads_mu_: why the last failed start failed
+  bool spawn_failing_ = false;      // guarded by threads_mu_: reported; cleared by a start
   std::array<std::atomic<Worker*>, kMaxWorkers> slots_{};
   std::array<std::unique_ptr<Worker>, kMaxWorkers> owned_;  // guarded by threads_mu_
   std::atomic<std::size_t> slot_high_{0};                   // slots [0, slot_high_) may be used
@@ -182,8 +210,9 @@ class PoolCore {
   std::vector<std::pair<std::size_t, std::function<void()>>> close_hooks_;
   std::size_t next_hook_id_ = 1;
   bool hooks_fired_ = false;
-  std::mutex broken_mu_;               // guards broken_cause_ writes
+  std::mutex broken_mu_;               // guards broken_cause_ and broken_reason_ writes
   std::exception_ptr broken_cause_;    // written once before broken_ (release)
+  std::exception_ptr broken_reason_;   // BrokenPool(broken_cause_), made once (discarding allocates nothing)
   std::atomic<bool> broken_{false};
 
   // Timers fired by workers (DueSource). timer_hint_ is a lower bound on the earliest due time
@@ -207,8 +236,11 @@ class PoolCore {
   alignas(64) std::atomic<std::uint32_t> idle_epoch_{0};  // futex word
   std::atomic<std::uint32_t> idle_waiters_{0};
 
-  // Counters of work finished off the workers (sweeps, caller_runs), RMW-updated (rare paths).
+  // Counters of work finished off the workers (sweeps, caller_runs, run_stranded), RMW-updated
+  // (rare paths). ext_inline_* count tasks run inline and never queued; ext_ran_* queued tasks
+  // that a submitter ran because no worker could start.
   std::atomic<std::uint64_t> ext_finished_{0}, ext_cancelled_{0}, ext_inline_{0}, ext_inline_failed_{0}, rejected_{0};
+  std::atomic<std::uint64_t> ext_ran_{0}, ext_ran_failed_{0};
 };
 
 }  // namespace taskpool::detail

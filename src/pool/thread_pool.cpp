@@ -3,12 +3,15 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstdio>
 #include <string>
+#include <system_error>
 
 #include "pool/futex.hpp"
 #include "pool/help.hpp"
 #include "pool/pool_core.hpp"
+#include "pool/test_hooks.hpp"
 
 namespace taskpool {
 namespace detail {
@@ -45,7 +48,85 @@ Options normalize(Options o) {
 }
 
 bool help_trampoline(void* w) { return static_cast<Worker*>(w)->pool->help_one(static_cast<Worker*>(w)); }
+
+// what() of a stored exception, for a diagnostic line (the pointer lives as long as `e`).
+const char* what_of(const std::exception_ptr& e) noexcept {
+  try {
+    if (e) std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+  }
+  return "unknown error";
+}
+
+// Test hooks (test_hooks.hpp). The armed bits are read without the lock by the sites.
+std::mutex g_hooks_mu;  // guards g_fault_plan and g_hook_fns
+struct FaultPlan {
+  int skip = 0, count = 0;
+};
+std::array<FaultPlan, kFaultPoints> g_fault_plan;
+std::array<std::atomic<std::uint64_t>, kFaultPoints> g_fault_hits{};
+std::array<std::pair<HookFn, void*>, kHookPoints> g_hook_fns{};
 }  // namespace
+
+std::atomic<unsigned> g_armed_faults{0};
+std::atomic<unsigned> g_armed_hooks{0};
+
+void arm_fault(FaultPoint p, int skip, int count) noexcept {
+  const auto i = static_cast<std::size_t>(p);
+  std::lock_guard lk(g_hooks_mu);
+  g_fault_plan[i] = {skip, count};
+  if (count != 0) {
+    g_armed_faults.fetch_or(1u << i, std::memory_order_relaxed);
+  } else {
+    g_armed_faults.fetch_and(~(1u << i), std::memory_order_relaxed);
+  }
+}
+
+void disarm_faults() noexcept {
+  std::lock_guard lk(g_hooks_mu);
+  g_fault_plan = {};
+  g_armed_faults.store(0, std::memory_order_relaxed);
+}
+
+std::uint64_t fault_hits(FaultPoint p) noexcept {
+  return g_fault_hits[static_cast<std::size_t>(p)].load(std::memory_order_relaxed);
+}
+
+bool take_fault(FaultPoint p) noexcept {
+  const auto i = static_cast<std::size_t>(p);
+  std::lock_guard lk(g_hooks_mu);
+  FaultPlan& f = g_fault_plan[i];
+  if (f.count == 0) return false;
+  if (f.skip > 0) {
+    --f.skip;
+    return false;
+  }
+  if (f.count > 0 && --f.count == 0) g_armed_faults.fetch_and(~(1u << i), std::memory_order_relaxed);
+  g_fault_hits[i].fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void set_test_hook(HookPoint p, HookFn fn, void* arg) noexcept {
+  const auto i = static_cast<std::size_t>(p);
+  std::lock_guard lk(g_hooks_mu);
+  g_hook_fns[i] = {fn, arg};
+  if (fn != nullptr) {
+    g_armed_hooks.fetch_or(1u << i, std::memory_order_relaxed);
+  } else {
+    g_armed_hooks.fetch_and(~(1u << i), std::memory_order_relaxed);
+  }
+}
+
+void call_test_hook(HookPoint p) noexcept {
+  std::pair<HookFn, void*> h;
+  {
+    std::lock_guard lk(g_hooks_mu);
+    h = g_hook_fns[static_cast<std::size_t>(p)];
+  }
+  if (h.first != nullptr) h.first(h.second);
+}
 
 PoolCore::PoolCore(ThreadPool* owner, Options opts)
     : owner_(owner),
@@ -53,16 +134,19 @@ PoolCore::PoolCore(ThreadPool* owner, Options opts)
       bounded_(opts_.queue_capacity > 0),
       min_threads_(opts_.min_threads),
       max_threads_(opts_.max_threads) {
-  std::lock_guard lk(threads_mu_);
-  while (threads_.load() < opts_.min_threads) spawn_one_locked();
+  std::unique_lock lk(threads_mu_);
+  while (threads_.load() < opts_.min_threads) {
+    if (spawn_one_locked() != Spawn::started) {
+      // No task was accepted yet: stop what did start (nothing may outlive a failed constructor).
+      std::exception_ptr why = spawn_error_;
+      lk.unlock();
+      stop_workers();
+      throw ThreadStartFailed(why);
+    }
+  }
 }
 
 PoolCore::~PoolCore() = default;
-
-void PoolCore::start_fixed(std::size_t n) {
-  std::lock_guard lk(threads_mu_);
-  while (threads_.load() < n) spawn_one_locked();
-}
 
 bool PoolCore::on_own_worker() const noexcept { return tl_worker != nullptr && tl_worker->pool == this; }
 
@@ -142,14 +226,13 @@ void PoolCore::release_capacity(std::size_t n) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     // The deque holds one level at a time (see "Priority policy"); other levels go to the
     // shared list of their level, where they compete by priority.
+    // A deque that cannot grow (no memory) sends the task there too: lists allocate nothing.
     const int l = nodes[i]->level();
     if (w->deque.size_approx() == 0) w->local_level = l;
-    if (l == w->local_level) {
-      w->deque.push(nodes[i]);
+    if (l == w->local_level && w->deque.push(nodes[i])) [[likely]] {
       bump(w->local_in[static_cast<std::size_t>(l)]);
     } else {
-      nodes[i]->set_next(nullptr);
-      push_global_chain(l, nodes[i], nodes[i], 1, false);
+      push_global_one(nodes[i]);
     }
   }
   ec_.notify_one_after_publish();  // for deque pushes and list appends alike
@@ -160,18 +243,30 @@ void PoolCore::release_capacity(std::size_t n) noexcept {
 EnqueueStatus PoolCore::enqueue(TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline) {
   // Fork/join's path: a task spawned by a task of this unbounded pool skips the batch path's
   // admission steps (about a fifth of a skynet task's instructions went there).
+  // The other path is a tail call taking the node by value (no stack slot of this frame escapes):
+  // callgrind counts 3 instructions fewer per outside post than with the address taken here.
   Worker* w = tl_worker;
   if (!bounded_ && w != nullptr && w->pool == this) return enqueue_internal(w, &node, 1);
-  return enqueue_batch(&node, 1, a, deadline);
+  return enqueue_external_one(w, node, a, deadline);
+}
+
+[[gnu::noinline]] EnqueueStatus PoolCore::enqueue_external_one(Worker* w, TaskNode* node, Admission a,
+                                                               std::chrono::steady_clock::time_point deadline) {
+  return enqueue_batch_from(w, &node, 1, a, deadline);
 }
 
 EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission a,
                                       std::chrono::steady_clock::time_point deadline) {
+  return enqueue_batch_from(tl_worker, nodes, n, a, deadline);
+}
+
+// `w`: the calling thread's worker (tl_worker), which enqueue() has read already.
+[[gnu::always_inline]] inline EnqueueStatus PoolCore::enqueue_batch_from(
+    Worker* w, TaskNode** nodes, std::size_t n, Admission a, std::chrono::steady_clock::time_point deadline) {
   if (n == 0) return EnqueueStatus::queued;
   auto discard_all = [&] {
     for (std::size_t i = 0; i < n; ++i) nodes[i]->discard(nullptr);
   };
-  Worker* w = tl_worker;
   const bool internal = w != nullptr && w->pool == this;
   if (broken_.load(std::memory_order_acquire)) {
     discard_all();
@@ -200,6 +295,15 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
     }
   }
   if (internal) return enqueue_internal(w, nodes, n);
+  // No live worker (a fresh lazy pool, or every worker exited idle): start one before queueing, so
+  // that a failure is this caller's, for tasks that were never queued.
+  if (threads_.load(std::memory_order_relaxed) == 0) [[unlikely]] {
+    if (std::exception_ptr why = start_first_worker()) {
+      release_capacity(n);
+      discard_all();
+      throw ThreadStartFailed(why);
+    }
+  }
   for (std::size_t i = 0; i + 1 < n; ++i) nodes[i]->set_next(nodes[i + 1]);
   nodes[n - 1]->set_next(nullptr);
   Level& L = levels_[static_cast<std::size_t>(nodes[0]->level())];
@@ -229,34 +333,71 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
   return EnqueueStatus::queued;
 }
 
-void PoolCore::after_publish() {
+void PoolCore::after_publish() noexcept {
   ec_.notify_one_after_publish();
   maybe_spawn();
 }
 
-void PoolCore::maybe_spawn() {
+// Never throws: the caller's tasks are queued already, so a failure to grow must not look like a
+// failed submission (the workers there are run them; with none, spawn_for_work runs them).
+void PoolCore::maybe_spawn() noexcept {
   // Loads after the notification; see "Thread count" in pool_core.hpp.
   // threads_ first: it rarely changes (its cache line stays shared), while idle_ flips with
   // every worker transition; a fixed pool at full size never reads idle_ here.
   if (threads_.load(std::memory_order_seq_cst) >= max_threads_.load(std::memory_order_relaxed)) return;
   if (idle_.load(std::memory_order_seq_cst) != 0) return;
   if (stopping_.load(std::memory_order_relaxed)) return;
-  std::lock_guard lk(threads_mu_);
-  if (idle_.load() == 0 && threads_.load() < max_threads_.load() && !stopping_.load()) spawn_one_locked();
+  spawn_for_work();
 }
 
-bool PoolCore::spawn_one_locked() {
+[[gnu::noinline]] void PoolCore::spawn_for_work() noexcept {
+  run_test_hook(HookPoint::spawn_unlocked);
+  bool stranded = false;
+  {
+    std::lock_guard lk(threads_mu_);
+    if (idle_.load() != 0 || threads_.load() >= max_threads_.load()) return;
+    if (spawn_one_locked() != Spawn::failed) return;
+    stranded = spawn_failed_locked();
+  }
+  if (stranded) run_stranded();
+}
+
+std::exception_ptr PoolCore::start_first_worker() noexcept {
+  std::exception_ptr why;
+  {
+    std::lock_guard lk(threads_mu_);
+    // Closed: no start; the submission then fails with PoolClosed when it tries to queue.
+    if (threads_.load() != 0 || closed_.load()) return nullptr;
+    if (spawn_one_locked() != Spawn::failed) return nullptr;
+    why = spawn_error_;
+    if (!spawn_failed_locked()) return why;
+  }
+  run_stranded();  // what others queued meanwhile, trusting the start that failed (see there)
+  return why;
+}
+
+PoolCore::Spawn PoolCore::spawn_one_locked() noexcept {
+  // Read under threads_mu_, which shutdown takes to join after setting stopping_: a resize or
+  // submission racing close() cannot start a thread that nobody joins.
+  if (stopping_.load(std::memory_order_seq_cst)) return Spawn::refused;
   std::size_t i = 0;
   for (; i < kMaxWorkers; ++i) {
     Worker* s = owned_[i].get();
     if (s == nullptr || !s->live.load(std::memory_order_acquire)) break;
   }
-  if (i == kMaxWorkers) return false;
+  if (i == kMaxWorkers) return Spawn::refused;
   if (!owned_[i]) {
-    owned_[i] = std::make_unique<Worker>();
-    owned_[i]->pool = this;
-    owned_[i]->index = i;
-    owned_[i]->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+    try {
+      if (inject_fault(FaultPoint::worker_alloc)) throw std::bad_alloc();
+      auto fresh = std::make_unique<Worker>();
+      fresh->pool = this;
+      fresh->index = i;
+      fresh->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+      owned_[i] = std::move(fresh);
+    } catch (...) {
+      spawn_error_ = std::current_exception();
+      return Spawn::failed;
+    }
     slots_[i].store(owned_[i].get(), std::memory_order_release);
     if (slot_high_.load() < i + 1) slot_high_.store(i + 1, std::memory_order_release);
   }
@@ -267,15 +408,77 @@ bool PoolCore::spawn_one_locked() {
   threads_.fetch_add(1, std::memory_order_seq_cst);
   idle_.fetch_add(1, std::memory_order_seq_cst);
   try {
+    if (inject_fault(FaultPoint::thread_start)) throw std::system_error(EAGAIN, std::generic_category(), "pthread_create");
     w->thread = std::thread([this, w] { worker_main(w); });
   } catch (...) {
     threads_.fetch_sub(1, std::memory_order_seq_cst);
     idle_.fetch_sub(1, std::memory_order_seq_cst);
     w->live.store(false, std::memory_order_release);
-    std::fprintf(stderr, "taskpool: could not start a worker thread\n");
-    return false;
+    spawn_error_ = std::current_exception();
+    return Spawn::failed;
   }
-  return true;
+  spawn_failing_ = false;
+  return Spawn::started;
+}
+
+bool PoolCore::spawn_failed_locked() noexcept {
+  const std::size_t live = threads_.load();
+  if (!spawn_failing_) {  // one line per run of failures, not one per attempt
+    spawn_failing_ = true;
+    std::fprintf(stderr, "taskpool: could not start a worker thread (%s); continuing with %zu\n", what_of(spawn_error_),
+                 live);
+  }
+  return live == 0;
+}
+
+// After a failed start that left no live worker (read under threads_mu_, after the start's
+// counts were taken back): queued work may have no worker that will see it, so the thread that
+// failed runs it itself until the lists are empty or a worker is live again. Two ways there:
+//  - a submitter queued work, must start a worker and cannot, and the last worker retired after
+//    its final check (a submission to a pool with no worker starts one before queueing);
+//  - a submitter read threads_/idle_ while another thread's start was under way (they count the
+//    thread before it exists), so it queued and returned without starting one; that start failed.
+// It drains every level (taking each lock), not only its own tasks: a submitter of the second
+// kind that queued after this drain's last look saw the counts back at 0 (the list locks order
+// them) and starts, or drains, itself.
+void PoolCore::run_stranded() noexcept {
+  RunContext ctx{stop_source_.get_token(), nullptr};
+  while (threads_.load(std::memory_order_seq_cst) == 0) {
+    TaskNode* t = pop_one_global();
+    if (t == nullptr) break;
+    release_capacity(1);
+    if (phase_.load(std::memory_order_acquire) >= kCancelling) {
+      t->discard(discard_reason());
+      ext_cancelled_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      ctx.posted_error = nullptr;
+      switch (t->run(ctx)) {  // consumes t
+        case RunOutcome::ok: ext_ran_.fetch_add(1, std::memory_order_relaxed); break;
+        case RunOutcome::failed: ext_ran_failed_.fetch_add(1, std::memory_order_relaxed); break;
+        case RunOutcome::skipped: ext_cancelled_.fetch_add(1, std::memory_order_relaxed); break;
+      }
+      if (ctx.posted_error) report_error(std::exchange(ctx.posted_error, nullptr));
+    }
+    ext_finished_.fetch_add(1, std::memory_order_seq_cst);
+    if (idle_waiters_.load(std::memory_order_seq_cst) != 0) notify_idle_waiters();
+  }
+}
+
+TaskNode* PoolCore::pop_one_global() noexcept {
+  for (int l = kPriorityLevels - 1; l >= 0; --l) {
+    Level& L = levels_[static_cast<std::size_t>(l)];
+    std::lock_guard lk(L.mu);
+    TaskNode* t = L.head;
+    if (t == nullptr) continue;
+    L.head = t->next();
+    if (L.head == nullptr) {
+      L.tail = nullptr;
+      nonempty_.fetch_and(~(1u << l), std::memory_order_release);
+    }
+    L.size.store(L.size.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    return t;
+  }
+  return nullptr;
 }
 
 void PoolCore::run_inline(TaskNode* node) {
@@ -293,16 +496,14 @@ void PoolCore::go_busy(Worker* w) noexcept {
   w->idle = false;
   // The last idle worker is taking a task while more work waits (a batch it moved to its deque,
   // or the injection lists): a submitter that saw this worker idle did not spawn, so spawn now.
-  // (A deque push is a release store, so the re-check follows a heavy barrier: event_count.hpp.)
+  // The check is ordered after the idle_ RMW against submitters by order_with_publishers (the
+  // seq_cst fence of the RMW protocol, or the heavy barrier: a deque push is a release store);
+  // if that barrier failed the check proves nothing, so start a thread anyway (a spare one
+  // exits after idle_timeout).
   if (idle_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
       threads_.load(std::memory_order_relaxed) < max_threads_.load(std::memory_order_relaxed)) {
-    if (ec_.asymmetric()) heavy_barrier();
-    if (!has_queued_work()) return;
-    try {
-      maybe_spawn();
-    } catch (...) {
-      // thread creation failure is reported by spawn_one_locked; the work stays queued
-    }
+    if (ec_.order_with_publishers() && !has_queued_work()) return;
+    maybe_spawn();  // a failure leaves the work queued for this worker
   }
 }
 
@@ -335,6 +536,9 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
   Level& L = levels_[static_cast<std::size_t>(level)];
   std::array<TaskNode*, kMaxBatch> batch;
   std::size_t take = 0;
+  // Room in the deque for the surplus, made before taking any (growing allocates and may fail:
+  // a deque that cannot grow takes a smaller batch; the rest stays listed).
+  const auto room = static_cast<std::size_t>(w->deque.reserve(kMaxBatch - 1));
   {
     std::lock_guard lk(L.mu);
     if (L.head == nullptr) return nullptr;
@@ -342,7 +546,7 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
     std::size_t th = std::max<std::size_t>(1, threads_.load(std::memory_order_relaxed));
     // Surplus moves to the deque only where it keeps the deque single-level.
     bool can_move = w->local_level == level || w->deque.size_approx() == 0;
-    std::size_t want = can_move ? std::clamp<std::size_t>(n / th, 1, kMaxBatch) : 1;
+    std::size_t want = can_move ? std::clamp<std::size_t>(n / th, 1, std::min(kMaxBatch, room + 1)) : 1;
     TaskNode* t = L.head;
     while (take < want && t != nullptr) {
       batch[take++] = t;
@@ -357,11 +561,16 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
   }
   if (take > 1) {
     // Reverse order so the owner's LIFO pops run them in FIFO order.
+    std::size_t moved = 0;
     for (std::size_t i = take - 1; i >= 1; --i) {
       batch[i]->set_from_list();
-      w->deque.push(batch[i]);
+      if (w->deque.push(batch[i])) [[likely]] {
+        ++moved;
+      } else {  // cannot happen (room reserved); if it did, the list takes the task back
+        push_global_one(batch[i]);
+      }
     }
-    bump(w->local_in[static_cast<std::size_t>(level)], take - 1);
+    bump(w->local_in[static_cast<std::size_t>(level)], moved);
     w->local_level = level;
     ec_.notify_one();  // surplus: let a sleeping worker steal it
   }
@@ -408,8 +617,8 @@ TaskNode* PoolCore::find_task(Worker* w, bool helping) {
   if (t != nullptr && !helping && ++w->looks % kFairInterval == 0 && !t->from_list()) {
     const int level = t->level();
     const bool listed = (nonempty_.load(std::memory_order_acquire) & (1u << level)) != 0;
-    if (listed || w->deque.size_approx() != 0) {
-      w->deque.push(t);  // back where it was; a thief may take it from here on
+    // Back where it was (the pop made room, so the push cannot fail); a thief may take it from here on.
+    if ((listed || w->deque.size_approx() != 0) && w->deque.push(t)) {
       if (listed) {
         if (TaskNode* g = pop_global(w, level)) return g;
       }
@@ -429,8 +638,8 @@ TaskNode* PoolCore::find_task(Worker* w, bool helping) {
   return steal(w);
 }
 
-std::exception_ptr PoolCore::discard_reason() const {
-  if (broken_.load(std::memory_order_acquire)) return std::make_exception_ptr(BrokenPool(broken_cause_));
+std::exception_ptr PoolCore::discard_reason() const noexcept {
+  if (broken_.load(std::memory_order_acquire)) return broken_reason_;
   return nullptr;
 }
 
@@ -482,6 +691,12 @@ void PoolCore::drain_local_to_global(Worker* w) {
   if (moved != 0) ec_.notify_all();
 }
 
+// Out of line: the fork/join path inlines its caller, and this branch is the rare one.
+[[gnu::noinline]] void PoolCore::push_global_one(TaskNode* t) noexcept {
+  t->set_next(nullptr);
+  push_global_chain(t->level(), t, t, 1, false);
+}
+
 void PoolCore::push_global_chain(int level, TaskNode* head, TaskNode* tail, std::size_t n, bool count_submitted) {
   Level& L = levels_[static_cast<std::size_t>(level)];
   std::lock_guard lk(L.mu);
@@ -506,18 +721,17 @@ bool PoolCore::try_retire(Worker* w, std::size_t floor, TaskNode*& found, bool& 
   } while (!threads_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst));
   if (w->idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
   // Final check, ordered against submitters by the event count (pool_core.hpp, "Thread count").
-  if (searching) {
-    ec_.search_to_wait();
-    searching = false;
-  } else {
-    ec_.prepare_wait();
-  }
+  const EventCount::Key key = searching ? ec_.search_to_wait() : ec_.prepare_wait();
+  searching = false;
   found = find_task(w);
   ec_.cancel_wait();
-  if (found == nullptr) return true;
+  if (found == nullptr && key.ordered) return true;
+  // Stay: a task was found, or the check was not ordered (the heavy barrier failed), so a
+  // submitter may have counted on this worker; then try again after another idle_timeout.
   threads_.fetch_add(1, std::memory_order_seq_cst);
   if (w->idle) idle_.fetch_add(1, std::memory_order_seq_cst);
   ec_.notify_one();  // we may have taken the task a skipped notification meant for others
+  if (!key.ordered) w->idle_since = std::chrono::steady_clock::now();
   return false;
 }
 
@@ -525,10 +739,11 @@ void PoolCore::worker_main(Worker* w) {
   tl_worker = w;
   tl_help = &help_trampoline;
   tl_help_arg = w;
-  {
+  try {  // cosmetic: no memory for the name must not end the thread
     std::string name = opts_.name + "-" + std::to_string(w->index);
     if (name.size() > 15) name = opts_.name.substr(0, 15 - std::to_string(w->index).size() - 1) + "-" + std::to_string(w->index);
     pthread_setname_np(pthread_self(), name.c_str());
+  } catch (...) {
   }
   bool counted = true;     // still counted in threads_
   bool searching = false;  // counted as searching in ec_
@@ -560,8 +775,12 @@ void PoolCore::worker_main(Worker* w) {
         counted = false;
         break;
       }
-      if (found) run(found);
-      continue;
+      if (found) {
+        run(found);
+        continue;
+      }
+      // Not retired (another worker did, or the final check could not be ordered): go on as an
+      // idle worker; its next sleep is bounded, so the shrink is retried.
     }
     TaskNode* t = find_task(w);
     if (t == nullptr && !searching) {
@@ -715,6 +934,11 @@ void PoolCore::mark_broken(std::exception_ptr cause) {
     std::lock_guard lk(broken_mu_);
     if (broken_.load()) return;
     broken_cause_ = std::move(cause);
+    try {
+      broken_reason_ = std::make_exception_ptr(BrokenPool(broken_cause_));
+    } catch (...) {
+      broken_reason_ = nullptr;  // no memory: discarded futures are cancelled instead
+    }
     broken_.store(true, std::memory_order_release);
   }
   int p = phase_.load();
@@ -756,18 +980,21 @@ void PoolCore::shutdown(Shutdown how) {
   }
   if (how != Shutdown::drain) sweep_global(discard_reason());
   ec_.notify_all();
-  // With no thread left (all failed to start), queued work could never finish: drop it.
-  if (threads_.load() == 0) sweep_global(broken_.load() ? discard_reason() : nullptr);
+  // Waiting is enough even with no live worker: a task is queued only with a worker that will
+  // see it, or by a submitter still inside enqueue that starts one or runs the work itself
+  // (spawn_for_work). So a task whose submit() returned is run, never cancelled, by close().
   wait_idle_until(std::chrono::steady_clock::time_point::max(), true);
-  stopping_.store(true, std::memory_order_seq_cst);
-  ec_.notify_all();
-  {
-    std::lock_guard lk(threads_mu_);
-    for (auto& w : owned_)
-      if (w && w->thread.joinable()) w->thread.join();
-  }
+  stop_workers();
   sweep_global(nullptr);
   shut_down_ = true;
+}
+
+void PoolCore::stop_workers() noexcept {
+  stopping_.store(true, std::memory_order_seq_cst);
+  ec_.notify_all();
+  std::lock_guard lk(threads_mu_);  // after stopping_: no thread starts from here on
+  for (auto& w : owned_)
+    if (w && w->thread.joinable()) w->thread.join();
 }
 
 void PoolCore::fire_timers() noexcept {
@@ -826,16 +1053,39 @@ void PoolCore::resize(std::size_t min_threads, std::size_t max_threads) {
     throw std::invalid_argument("taskpool: resize: max_threads " + std::to_string(max_threads) + " exceeds " +
                                 std::to_string(kMaxWorkers));
   if (closed_.load()) throw PoolClosed();
-  std::lock_guard lk(threads_mu_);
+  run_test_hook(HookPoint::resize_unlocked);
+  std::unique_lock lk(threads_mu_);
+  // Again under the lock: close() may have run to the end since the check above (and
+  // spawn_one_locked refuses to start threads once shutdown is joining them).
+  if (closed_.load()) throw PoolClosed();
   min_threads_.store(min_threads, std::memory_order_seq_cst);
   max_threads_.store(max_threads, std::memory_order_seq_cst);
-  if (threads_.load() > max_threads) ec_.notify_all();
-  while (threads_.load() < min_threads && spawn_one_locked()) {
+  // Every sleeper re-decides under the new bounds: above max it leaves; above min it sleeps with
+  // idle_timeout (one at the old minimum slept without a timeout). The notification's RMW orders
+  // the stores above before the sleepers' next look at the bounds (event_count.hpp).
+  ec_.notify_all();
+  std::exception_ptr failed;
+  bool stranded = false;
+  while (!failed && threads_.load() < min_threads) {
+    Spawn r = spawn_one_locked();
+    if (r == Spawn::failed) {
+      failed = spawn_error_;
+      stranded = spawn_failed_locked();
+    }
+    if (r == Spawn::refused) break;  // every slot still held by an exiting thread
   }
   // Grow toward max while work waits and nobody is idle to take it.
   std::size_t queued = 0;
   for (const Level& L : levels_) queued += L.size.load(std::memory_order_relaxed);
-  while (queued > 0 && idle_.load() == 0 && threads_.load() < max_threads && spawn_one_locked()) --queued;
+  while (!failed && queued > 0 && idle_.load() == 0 && threads_.load() < max_threads) {
+    Spawn r = spawn_one_locked();
+    if (r == Spawn::failed) stranded = spawn_failed_locked();
+    if (r != Spawn::started) break;
+    --queued;
+  }
+  lk.unlock();
+  if (stranded) run_stranded();  // see there: a submitter may have trusted our failed start
+  if (failed) throw ThreadStartFailed(failed);  // the new bounds stay; threads start on demand
 }
 
 Stats PoolCore::stats() const {
@@ -868,6 +1118,8 @@ Stats PoolCore::stats() const {
   s.submitted += inl;
   s.completed += inl - inl_failed;
   s.failed += inl_failed;
+  s.completed += ext_ran_.load(std::memory_order_relaxed);
+  s.failed += ext_ran_failed_.load(std::memory_order_relaxed);
   s.cancelled += ext_cancelled_.load(std::memory_order_relaxed);
   s.rejected = rejected_.load(std::memory_order_relaxed);
   s.blocked_submitters = space_waiters_.load(std::memory_order_relaxed);
@@ -928,6 +1180,11 @@ bool ThreadPool::closed() const noexcept { return core_->closed(); }
 std::size_t ThreadPool::max_threads_now() const noexcept { return core_->max_threads(); }
 void ThreadPool::throw_closed() const { core_->throw_closed_or_broken(); }
 bool ThreadPool::broken() const noexcept { return core_->broken(); }
+int detail::PoolTestAccess::wakeup_protocol(const ThreadPool& pool) noexcept { return pool.core_->wakeup_protocol(); }
+std::size_t detail::PoolTestAccess::sleeping_workers(const ThreadPool& pool) noexcept {
+  return pool.core_->sleeping_workers();
+}
+std::size_t detail::PoolTestAccess::idle_waiters(const ThreadPool& pool) noexcept { return pool.core_->idle_waiters(); }
 ThreadPool* ThreadPool::current() noexcept {
   return detail::tl_worker ? detail::tl_worker->pool->owner() : nullptr;
 }

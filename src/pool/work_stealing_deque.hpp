@@ -17,12 +17,17 @@
 //   - Growing copies [top, bottom) into a new array twice the size; old arrays stay allocated
 //     until the deque is destroyed, since a slow thief may still read from them (it then fails its
 //     CAS or reads an element that is still valid in both arrays).
+//   - Nothing here throws: when growing fails (no memory) push() returns false and leaves the
+//     element with the caller, which queues it elsewhere (the shared lists need no allocation);
+//     reserve() lets a caller find out before it takes elements it has to place.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
+
+#include "pool/test_hooks.hpp"
 
 namespace taskpool::detail {
 
@@ -44,14 +49,30 @@ class WorkStealingDeque {
     arrays_.push_back(std::move(a));
   }
 
-  // Owner only.
-  void push(TaskNode* t) {
+  // Owner only. False when the deque was full and could not grow: nothing was pushed.
+  [[nodiscard]] bool push(TaskNode* t) noexcept {
     std::int64_t b = bottom_.load(std::memory_order_relaxed);
     std::int64_t top = top_.load(std::memory_order_acquire);
     Array* a = array_.load(std::memory_order_relaxed);
-    if (b - top > a->cap - 1) a = grow(a, top, b);
+    if (b - top > a->cap - 1) [[unlikely]] {
+      a = grow(a, top, b);
+      if (a == nullptr) return false;
+    }
     a->put(b, t);
     bottom_.store(b + 1, std::memory_order_release);
+    return true;
+  }
+
+  // Owner only: makes room for `n` more pushes (n <= the capacity), growing now if needed.
+  // Returns the room there is, less than n when the deque could not grow. Thieves only add room.
+  std::int64_t reserve(std::int64_t n) noexcept {
+    std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    std::int64_t top = top_.load(std::memory_order_acquire);
+    Array* a = array_.load(std::memory_order_relaxed);
+    if (a->cap - (b - top) < n) {
+      if (Array* g = grow(a, top, b)) a = g;
+    }
+    return a->cap - (b - top);
   }
 
   // Owner only. nullptr when empty.
@@ -93,13 +114,20 @@ class WorkStealingDeque {
   }
 
  private:
-  Array* grow(Array* old, std::int64_t top, std::int64_t bottom) {
-    auto a = std::make_unique<Array>(old->cap * 2);
-    for (std::int64_t i = top; i < bottom; ++i) a->put(i, old->get(i));
-    Array* raw = a.get();
-    arrays_.push_back(std::move(a));  // owner only; old arrays live until the deque dies
-    array_.store(raw, std::memory_order_release);
-    return raw;
+  // nullptr when memory ran out (the deque is unchanged).
+  [[gnu::noinline, gnu::cold]] Array* grow(Array* old, std::int64_t top, std::int64_t bottom) noexcept {
+    if (inject_fault(FaultPoint::deque_grow)) return nullptr;
+    try {
+      arrays_.reserve(arrays_.size() + 1);  // so the push_back below cannot fail after the copy
+      auto a = std::make_unique<Array>(old->cap * 2);
+      for (std::int64_t i = top; i < bottom; ++i) a->put(i, old->get(i));
+      Array* raw = a.get();
+      arrays_.push_back(std::move(a));  // owner only; old arrays live until the deque dies
+      array_.store(raw, std::memory_order_release);
+      return raw;
+    } catch (...) {
+      return nullptr;
+    }
   }
 
   alignas(64) std::atomic<std::int64_t> top_{0};

@@ -1,0 +1,31 @@
+// src/pool/test_hooks.hpp — the engine's side of the test hooks declared in taskpool/thread_pool.hpp
+// (detail::arm_fault, detail::set_test_hook).
+//
+// A site asks inject_fault(p) whether to fail now; run_test_hook(p) calls a test's callback. Both
+// are one relaxed load of a word that is zero unless a test armed something, so they may sit on
+// rare paths of production code (thread start, deque growth, the sleepers' barrier, resize).
+#pragma once
+
+#include <atomic>
+
+#include "taskpool/thread_pool.hpp"
+
+namespace taskpool::detail {
+
+extern std::atomic<unsigned> g_armed_faults;  // bit p: FaultPoint p is armed
+extern std::atomic<unsigned> g_armed_hooks;   // bit p: HookPoint p has a callback
+bool take_fault(FaultPoint p) noexcept;
+void call_test_hook(HookPoint p) noexcept;
+
+inline bool inject_fault(FaultPoint p) noexcept {
+  if ((g_armed_faults.load(std::memory_order_relaxed) & (1u << static_cast<unsigned>(p))) == 0) [[likely]]
+    return false;
+  return take_fault(p);
+}
+
+inline void run_test_hook(HookPoint p) noexcept {
+  if ((g_armed_hooks.load(std::memory_order_relaxed) & (1u << static_cast<unsigned>(p))) == 0) [[likely]] return;
+  call_test_hook(p);
+}
+
+}  // namespace taskpool::detail
