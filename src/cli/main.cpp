@@ -66,7 +66,17 @@ std::unique_ptr<TaskStore> open_store(const std::string& db, Access access) {
     if (!std::filesystem::exists(db, ec) || (std::filesystem::is_regular_file(db, ec) && std::filesystem::file_size(db, ec) == 0))
       throw NotFound("no database at " + db);
     o.create = false;
-    o.read_only = access == Access::read;
+    if (access == Access::read) {
+      o.read_only = true;
+      try {
+        return open_sqlite_store(db, o);
+      } catch (const StoreError&) {
+        // A read-only open refuses, e.g., an older schema (migrating needs a write): where the
+        // user may write, open as the other commands do; elsewhere the first error stands.
+        if (::access(db.c_str(), W_OK) != 0) throw;
+        o.read_only = false;
+      }
+    }
   }
   return open_sqlite_store(db, o);
 }
