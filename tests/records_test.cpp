@@ -275,6 +275,10 @@ taskpool::TaskRecord full_record() {
   r.last_error = "boom";
   r.unique_key = "123:456:img_search_cycle";
   r.report_on = taskpool::ReportOn::failure;
+  r.planned_time = wall_time(1637892000s);
+  r.lease_owner = "host:1:2:3";
+  r.lease_until = wall_time(1637892999s);
+  r.result = "ok";
   return r;
 }
 

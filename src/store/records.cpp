@@ -225,7 +225,7 @@ NewTask task_from_json(const json& j) {
       t.report_on = parse_report_on(s);
       if (!t.report_on) bad("report_on must be always, failure or never, not '" + s + "'");
     } else if (k == "id" || k == "attempts" || k == "last_error" || k == "result" || k == "lease_owner" ||
-               k == "lease_until" || k == "updated_time") {
+               k == "lease_until" || k == "updated_time" || k == "planned_time") {
       continue;  // read-only: what the table keeps about runs (see records.hpp)
     } else {
       bad("unknown field '" + k + "'");
@@ -295,6 +295,7 @@ json to_json(const TaskRecord& r) {
   j["unique_key"] = opt(r.unique_key);
   j["lease_owner"] = opt(r.lease_owner);
   j["lease_until"] = opt(r.lease_until);
+  j["planned_time"] = opt(r.planned_time);
   return j;
 }
 
