@@ -173,7 +173,10 @@ json opt(const std::optional<wall_time>& t) { return t ? json(format_time_precis
 NewTask task_from_json(const json& j) {
   if (!j.is_object()) bad("a task record must be a JSON object");
   NewTask t;
-  for (auto& [k, v] : j.items()) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    // Named references, not structured bindings: Clang 14 cannot capture those in the lambda.
+    const std::string& k = it.key();
+    const json& v = it.value();
     auto str = [&]() -> std::string {
       if (!v.is_string()) bad(k + " must be a string");
       return v.get<std::string>();
