@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::chrono::floor<std::chrono::milliseconds>(*t.exec_time) != r->exec_time)
       wrong("exec_time changed between parse and read-back");
     // Output never fails on what was stored.
-    (void)taskpool::records::to_json(*r).dump();
+    (void)taskpool::records::dump(taskpool::records::to_json(*r));
   }
   return 0;
 }
