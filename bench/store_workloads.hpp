@@ -78,9 +78,9 @@ inline Figure dispatch_noop(std::size_t threads, std::size_t n) {
   return {us};
 }
 
-// ms from "due" (inserted due now) to the handler starting, p50 and p99. In-process inserts go
-// through Dispatcher::add (which wakes the loop); out-of-process ones through a second
-// connection, noticed by the store's wait_for_change (inotify on the database's -wal file), with
+// ms from "due" (inserted due now, into an idle dispatcher) to the handler starting, p50 and p99.
+// In-process inserts go through Dispatcher::add (which wakes the loop); out-of-process ones
+// through a second connection, noticed by the store's wait_for_change (inotify on the database's -wal file), with
 // the default poll interval (1 s: it only bounds a sleep).
 inline Figure due_to_start(std::size_t threads, std::size_t samples, bool in_process) {
   TempDb db;
@@ -117,6 +117,11 @@ inline Figure due_to_start(std::size_t threads, std::size_t samples, bool in_pro
     std::unique_lock lk(mu);
     cv.wait(lk, [&] { return started.has_value(); });
     ms.push_back(std::chrono::duration<double, std::milli>(*started - t0).count());
+    lk.unlock();
+    // Untimed: let the run be recorded and the loop fall asleep, so the next insert meets an
+    // idle dispatcher (back to back, it would often still be awake from recording this run).
+    while (d.stats().succeeded <= i) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   d.stop();
   std::sort(ms.begin(), ms.end());

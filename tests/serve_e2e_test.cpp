@@ -251,7 +251,8 @@ TEST_F(ServeE2E, TwoDaemonStress) {
     ASSERT_TRUE(serving());
   }
   std::vector<std::int64_t> ids;
-  for (int i = 0; i < 6; ++i) ids.push_back(add_exec(marked("marks", "sleep 0.$((RANDOM % 3))"), {"--max-attempts", "3"}));
+  for (int i = 0; i < 6; ++i)
+    ids.push_back(add_exec(marked("marks", "sleep 0.$((3 + RANDOM % 6))"), {"--max-attempts", "3"}));
   std::string slots = (dir_ / "slots").string();
   for (int i = 0; i < 2; ++i)
     ids.push_back(add_exec(marked("marks", "echo $TASKPOOL_TASK_ID $TASKPOOL_EXEC_TIME >> " + slots), {"--every", "300ms"}));
@@ -261,7 +262,10 @@ TEST_F(ServeE2E, TwoDaemonStress) {
   while (std::chrono::steady_clock::now() < until) {
     std::string id = std::to_string(ids[rng() % ids.size()]);
     switch (rng() % 4) {
-      case 0: cli({"cancel", id}); break;
+      case 0:  // the pattern that ran a task two or three times at once
+        cli({"cancel", id});
+        cli({"retry", id});
+        break;
       case 1: cli({"retry", id}); break;
       case 2: cli({"extend", id, "--by", "200ms"}); break;
       case 3: {

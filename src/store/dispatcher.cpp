@@ -284,6 +284,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         now = steady::now();
       }
       if (now >= next_renew || (now >= next_recover && !stopping)) {
+        workers = std::max<std::size_t>(1, pool.stats().max_threads);  // follows resize()
         renew_locked(lk);
         next_renew = steady::now() + opts.lease / 3;
         check_pending = false;
@@ -628,7 +629,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::condition_variable cv, start_cv;
   std::map<std::string, Handler, std::less<>> handlers;
   std::map<Key, std::shared_ptr<Flight>> flights;
-  std::size_t workers = 1;  // the pool's thread bound, read at start
+  std::size_t workers = 1;  // the pool's thread bound, read at start and at each renewal
   bool started = false, stopping = false, paused = false, woken = false;
   std::vector<std::shared_ptr<Flight>> starts;  // runs waiting for the group start
   bool starting = false;                        // a thread is running start_runs
