@@ -11,11 +11,12 @@
 
 #include "common/fault_injection.hpp"
 #include "common/test_util.hpp"
-#include "taskpool/taskpool.hpp"
+#include "taskpool/core.hpp"
+#include "taskpool/detail/pool_access.hpp"
 
 using namespace std::chrono_literals;
 using taskpool::detail::FaultPoint;
-using taskpool::detail::PoolTestAccess;
+using taskpool::detail::PoolAccess;
 using taskpool::test::Arrivals;
 using taskpool::test::eventually;
 using taskpool::test::Gate;
@@ -117,7 +118,7 @@ std::optional<Future<int>> submit_held_at_spawn_while_closing(ThreadPool& pool) 
         pool.close();
         close_returned.store(true);
       });
-      EXPECT_TRUE(eventually([&] { return close_returned.load() || PoolTestAccess::idle_waiters(pool) > 0; }));
+      EXPECT_TRUE(eventually([&] { return close_returned.load() || PoolAccess::idle_waiters(pool) > 0; }));
     });
     try {
       f = pool.submit([] { return 4; });
@@ -390,7 +391,7 @@ TEST_P(LifecycleTest, LoweringMinThreadsLetsIdleWorkersExit) {
   HangGuard guard(120s);
   const std::size_t n = GetParam();
   ThreadPool pool(Options{.min_threads = n, .max_threads = n, .idle_timeout = 1ms});
-  ASSERT_TRUE(eventually([&] { return PoolTestAccess::sleeping_workers(pool) == n; }));
+  ASSERT_TRUE(eventually([&] { return PoolAccess::sleeping_workers(pool) == n; }));
   pool.resize(0, n);
   EXPECT_TRUE(eventually([&] { return pool.stats().threads == 0; }, 30s));
   EXPECT_EQ(pool.submit([] { return 3; }).get(), 3);  // and the pool grows again on demand
@@ -405,21 +406,21 @@ TEST_P(LifecycleTest, FailingMembarrierFallsBackToRmwProtocol) {
   HangGuard guard(120s);
   const std::size_t n = GetParam();
   ThreadPool pool(n);
-  const int initial = PoolTestAccess::wakeup_protocol(pool);
+  const int initial = PoolAccess::wakeup_protocol(pool);
   const std::uint64_t hits = detail::fault_hits(FaultPoint::membarrier);
   {
     ScopedFault fault(FaultPoint::membarrier);
     for (int i = 0, rounds = static_cast<int>(test::scaled(100)); i < rounds; ++i) {
-      ASSERT_TRUE(eventually([&] { return PoolTestAccess::sleeping_workers(pool) == n; }));
+      ASSERT_TRUE(eventually([&] { return PoolAccess::sleeping_workers(pool) == n; }));
       EXPECT_EQ(pool.submit([i] { return i; }).get(), i);
     }
     if (initial == 0) {  // membarrier in use (not on kernels without it, nor TASKPOOL_NO_MEMBARRIER=1)
       EXPECT_GT(detail::fault_hits(FaultPoint::membarrier), hits);
-      EXPECT_NE(PoolTestAccess::wakeup_protocol(pool), 0);
+      EXPECT_NE(PoolAccess::wakeup_protocol(pool), 0);
     }
   }
   if (initial == 0) {
-    EXPECT_TRUE(eventually([&] { return PoolTestAccess::wakeup_protocol(pool) == 2; }));
+    EXPECT_TRUE(eventually([&] { return PoolAccess::wakeup_protocol(pool) == 2; }));
   }
   EXPECT_EQ(pool.submit([] { return 1; }).get(), 1);
 }

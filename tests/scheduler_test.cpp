@@ -155,6 +155,16 @@ TEST_P(SchedTest, DebounceReplaces) {
   EXPECT_EQ(which.load(), 3);
 }
 
+// Invariant: debounce binds arguments like every other single-task form.
+TEST_P(SchedTest, DebounceBindsArguments) {
+  ThreadPool pool(GetParam());
+  ManualClock clock;
+  Scheduler s(pool, on(clock));
+  auto t = s.debounce("k", 5s, [](int x, const std::string& y) { return x + static_cast<int>(y.size()); }, 40, std::string("ab"));
+  clock.advance(5s);
+  EXPECT_EQ(t.future().get(), 42);
+}
+
 // Invariant: debounce/extend from many threads at once leave exactly one pending task per key,
 // and every replaced task is cancelled (never run).
 TEST_P(SchedTest, DebounceRacesFromManyThreads) {

@@ -64,7 +64,7 @@ TEST_P(StressTest, MixedWorkload) {
         cs.push_back(rng() % 11 == 0 && fs.back().cancel());
         if (k % 1000 == 0) {
           std::vector<std::function<void()>> batch(8, [&] { posted_runs.fetch_add(1); });
-          pool.post_batch(batch, Priority{prio});
+          pool.post_batch(Priority{prio}, batch);
           pool.post([] { throw std::logic_error("posted failure"); });
         }
       }

@@ -37,6 +37,30 @@ TEST_P(GroupTest, MisuseIsReported) {
   g.wait();  // never throws
 }
 
+// Invariant: TaskGroup::submit follows ThreadPool's convention: [Priority,] key, f, args...;
+// results convert to T, and a stop_token-taking callable gets its token.
+TEST(TaskGroup, PriorityFirstAndBoundArguments) {
+  ThreadPool pool(1);
+  Gate gate;
+  Arrivals started;
+  pool.post([&] {
+    started.arrive();
+    gate.wait();
+  });
+  started.wait_for(1);
+  TaskGroup<std::string, long> g(pool);
+  g.submit(Priority{8}, "sum", [](int x, int y) { return x + y; }, 2, 3);     // int converts to long
+  g.submit("len", [](const std::string& s) { return static_cast<long>(s.size()); }, std::string("four"));
+  g.submit(Priority{2}, "token", [](std::stop_token t, long x) { return t.stop_possible() ? x : -1; }, 7L);
+  EXPECT_EQ(pool.stats().queued_by_priority[8], 1u);
+  EXPECT_EQ(pool.stats().queued_by_priority[2], 1u);
+  EXPECT_EQ(pool.stats().queued_by_priority[kDefaultPriority.value], 1u);
+  gate.open();
+  EXPECT_EQ(g.get("sum"), 5);
+  EXPECT_EQ(g.get("len"), 4);
+  EXPECT_EQ(g.get("token"), 7);
+}
+
 // Invariant: cancel() cancels exactly the tasks that had not started.
 TEST(TaskGroup, CancelPending) {
   ThreadPool pool(1);

@@ -711,6 +711,55 @@ TEST_P(PoolTest, BatchRunsEverything) {
   EXPECT_EQ(n.load(), 1000);
 }
 
+// Invariant: one calling convention. Every submission form takes an optional Priority first and
+// (single tasks) bound arguments after the callable, stop_token-taking callables included; the
+// priority lands on the task's level, the arguments reach the call.
+TEST(PoolCalls, PriorityFirstAndBoundArgumentsEverywhere) {
+  ThreadPool pool(1);
+  Gate gate;
+  Arrivals started;
+  pool.post([&] {
+    started.arrive();
+    gate.wait();
+  });
+  started.wait_for(1);  // the only worker is held: everything below stays queued
+  std::atomic<int> posted{0};
+  auto a = pool.submit(Priority{1}, [](int x, int y) { return x + y; }, 1, 2);
+  pool.post(Priority{2}, [&](int x) { posted.fetch_add(x); }, 4);
+  auto b = pool.try_submit(Priority{3}, [](int x) { return x * 2; }, 5);
+  auto c = pool.submit_for(Priority{4}, 1h, [](const std::string& s, int n) { return s.size() + n; }, std::string("abc"), 1);
+  auto d = pool.try_submit([](int x) { return x - 1; }, 10);                          // default level
+  auto e = pool.submit_for(1h, [](std::stop_token, int x) { return x; }, 6);           // default level
+  auto fs = pool.submit_batch(Priority{7}, std::vector<std::function<int()>>(2, [] { return 1; }));
+  pool.post_batch(Priority{8}, std::vector<std::function<void()>>(3, [&] { posted.fetch_add(1); }));
+  auto s = pool.stats();
+  EXPECT_EQ(s.queued_by_priority[1], 1u);
+  EXPECT_EQ(s.queued_by_priority[2], 1u);
+  EXPECT_EQ(s.queued_by_priority[3], 1u);
+  EXPECT_EQ(s.queued_by_priority[4], 1u);
+  EXPECT_EQ(s.queued_by_priority[kDefaultPriority.value], 2u);
+  EXPECT_EQ(s.queued_by_priority[7], 2u);
+  EXPECT_EQ(s.queued_by_priority[8], 3u);
+  EXPECT_THROW(pool.try_submit(Priority{kPriorityLevels}, [] {}), std::invalid_argument);
+  EXPECT_THROW(pool.submit_for(Priority{-1}, 1ms, [] {}), std::invalid_argument);
+  EXPECT_THROW(pool.submit_batch(Priority{-1}, std::vector<std::function<int()>>{}), std::invalid_argument);
+  EXPECT_THROW(pool.post_batch(Priority{10}, std::vector<std::function<void()>>{}), std::invalid_argument);
+  EXPECT_THROW(pool.parallel_for(Priority{10}, 0, 10, 1, [](int, int) {}), std::invalid_argument);
+  gate.open();
+  EXPECT_EQ(a.get(), 3);
+  ASSERT_TRUE(b && c && d && e);
+  EXPECT_EQ(b->get(), 10);
+  EXPECT_EQ(c->get(), 4u);
+  EXPECT_EQ(d->get(), 9);
+  EXPECT_EQ(e->get(), 6);
+  for (auto& f : fs) EXPECT_EQ(f.get(), 1);
+  std::atomic<int> covered{0};
+  pool.parallel_for(Priority{9}, 0, 100, 7, [&](int lo, int hi) { covered.fetch_add(hi - lo); });
+  EXPECT_EQ(covered.load(), 100);
+  pool.wait_idle();
+  EXPECT_EQ(posted.load(), 4 + 3);
+}
+
 // Threads are named name-index.
 TEST(PoolNames, WorkerThreadsAreNamed) {
   Options o;

@@ -18,26 +18,9 @@
 #include <cstddef>
 #include <memory>
 
-namespace taskpool {
+#include "taskpool/detail/completion_job.hpp"
 
-namespace detail {
-// A type-erased, move-only `void()` job (std::move_only_function is C++23).
-struct Job {
-  virtual ~Job() = default;
-  virtual void run() = 0;
-};
-template <class F>
-struct JobImpl final : Job {
-  explicit JobImpl(F&& fn) : f(std::move(fn)) {}
-  void run() override { f(); }
-  F f;
-};
-template <class F>
-std::unique_ptr<Job> make_job(F&& f) {
-  return std::make_unique<JobImpl<std::decay_t<F>>>(std::forward<F>(f));
-}
-class CompletionQueueCore;  // src/pool/completion_queue.cpp
-}  // namespace detail
+namespace taskpool {
 
 class CompletionQueue {
  public:
@@ -56,19 +39,12 @@ class CompletionQueue {
   // Callbacks registered and not yet run, whether or not their task has finished.
   std::size_t pending() const;
 
-  // Low level (used by Future::then): registers one pending callback and returns the handle
-  // through which it is delivered later. Most code never calls these.
+  // Library use (Future::then(cq, f)): the shared core that callbacks are delivered through
+  // (taskpool/detail/completion_job.hpp).
   std::shared_ptr<detail::CompletionQueueCore> core() const noexcept { return core_; }
 
  private:
   std::shared_ptr<detail::CompletionQueueCore> core_;
 };
-
-namespace detail {
-// Registration/delivery primitives (defined in src/pool/completion_queue.cpp).
-void cq_add_pending(CompletionQueueCore& q) noexcept;
-// Queues `job` to run when the owner drains; if the queue was destroyed, `job` is destroyed.
-void cq_deliver(CompletionQueueCore& q, std::unique_ptr<Job> job);
-}  // namespace detail
 
 }  // namespace taskpool

@@ -50,6 +50,7 @@
 #include <string>
 
 #include "taskpool/clock.hpp"
+#include "taskpool/detail/timer_node.hpp"
 #include "taskpool/thread_pool.hpp"
 
 namespace taskpool {
@@ -71,90 +72,6 @@ struct SchedulerOptions {
   // Exceptions of periodic runs that do not end their series (stop_on_error = false).
   std::function<void(std::exception_ptr)> on_error;
 };
-
-namespace detail {
-
-class SchedulerCore;
-
-// Timer bookkeeping; every field is guarded by SchedulerCore::mu_. Owned through the shared
-// state's reference count (the heap, a launched run and each handle hold one reference).
-class TimerNode {
- public:
-  static constexpr std::size_t kNotInHeap = static_cast<std::size_t>(-1);
-  virtual SharedStateBase& state() noexcept = 0;
-  // One-shot: claims the state, runs, publishes the outcome (no-op if cancelled).
-  virtual void run_once() noexcept = 0;
-  // Periodic: one run; returns its exception, if any.
-  virtual std::exception_ptr run_series_once() noexcept = 0;
-
-  std::chrono::steady_clock::time_point due{};
-  std::size_t heap_index = kNotInHeap;
-  std::uint64_t seq = 0;  // FIFO among equal deadlines
-  int priority = kDefaultPriority.value;
-  bool wall = false;  // due follows wall_due through wall-clock steps
-  std::chrono::system_clock::time_point wall_due{};
-  bool periodic = false;
-  Every::Mode mode = Every::fixed_rate;
-  std::chrono::steady_clock::duration interval{};
-  std::chrono::steady_clock::time_point slot{};  // fixed_rate: grid point of the next run
-  bool stop_on_error = true;
-  bool in_run = false;
-  bool finished = false;  // periodic: series ended (cancelled, failed or closed)
-  bool keyed = false;     // registered in the debounce map under `key`
-  std::string key;
-
- protected:
-  ~TimerNode() = default;
-};
-
-template <class R, class Fn>
-class TimerTask final : public SharedState<R>, public TimerNode {
- public:
-  explicit TimerTask(Fn&& f) : fn_(std::move(f)) {}
-  SharedStateBase& state() noexcept override { return *this; }
-  void run_once() noexcept override {
-    if (!this->try_start()) return;
-    try {
-      if constexpr (std::is_void_v<R>) {
-        fn_(std::stop_token{});
-        this->value.emplace();
-      } else {
-        this->value.emplace(fn_(std::stop_token{}));
-      }
-    } catch (...) {
-      this->error = std::current_exception();
-    }
-    this->finish();
-  }
-  std::exception_ptr run_series_once() noexcept override {
-    try {
-      fn_(std::stop_token{});
-    } catch (...) {
-      return std::current_exception();
-    }
-    return nullptr;
-  }
-
- private:
-  Fn fn_;
-};
-
-// Non-template entry points (src/timer/scheduler.cpp).
-std::shared_ptr<SchedulerCore> make_scheduler_core(ThreadPool& pool, SchedulerOptions opts);
-void scheduler_close(SchedulerCore& core);
-// Inserts `node` (takes one reference). Throws PoolClosed after close().
-void scheduler_insert(SchedulerCore& core, TimerNode* node);
-void scheduler_insert_debounced(SchedulerCore& core, TimerNode* node);
-bool scheduler_cancel(SchedulerCore& core, TimerNode* node);
-bool scheduler_reschedule(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::time_point t);
-bool scheduler_reschedule_wall(SchedulerCore& core, TimerNode* node, std::chrono::system_clock::time_point t);
-bool scheduler_extend(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::duration d);
-std::optional<std::chrono::steady_clock::time_point> scheduler_next_run(SchedulerCore& core, TimerNode* node);
-bool scheduler_active(SchedulerCore& core, TimerNode* node);
-std::size_t scheduler_pending(const SchedulerCore& core);
-const Clock& scheduler_clock(const SchedulerCore& core);
-
-}  // namespace detail
 
 // A handle to one timed task or periodic series. Copies refer to the same timer.
 template <class R>
@@ -240,19 +157,19 @@ class Scheduler {
     auto* node = new detail::TimerTask<void, Fn>(Fn(std::forward<F>(f)));
     Future<void> fut = Future<void>::from_state(node);
     node->periodic = true;
-    node->mode = every.mode;
+    node->fixed_delay = every.mode == Every::fixed_delay;
     node->interval = iv;
     node->stop_on_error = every.stop_on_error;
     node->priority = every.priority.value;
     node->due = node->slot = every.first_run.value_or(clock().now() + iv);
     return add(node, std::move(fut), false);
   }
-  // One pending task per key: schedules f after `delay`, replacing (cancelling) the pending
-  // task of the same key if it has not started. Re-arming pushes the deadline to now + delay.
-  template <class Rep, class Period, class F>
-    requires detail::Task<F>
-  auto debounce(std::string key, std::chrono::duration<Rep, Period> delay, F&& f) {
-    auto [node, fut] = make(std::forward<F>(f));
+  // One pending task per key: schedules f(args...) after `delay`, replacing (cancelling) the
+  // pending task of the same key if it has not started. Re-arming pushes the deadline to now + delay.
+  template <class Rep, class Period, class F, class... Args>
+    requires detail::Task<F, Args...>
+  auto debounce(std::string key, std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
+    auto [node, fut] = make(std::forward<F>(f), std::forward<Args>(args)...);
     node->due = clock().now() + std::chrono::ceil<std::chrono::steady_clock::duration>(delay);
     node->keyed = true;
     node->key = std::move(key);

@@ -1,11 +1,16 @@
-// src/pool/future.cpp — the non-template half of Future's shared state. See future.hpp.
+// src/pool/future.cpp — the non-template half of Future's shared state (design note:
+// taskpool/detail/shared_state.hpp), and report_orphan_exception.
+#include <algorithm>
 #include <bit>
 #include <climits>
 #include <cstdio>
+#include <optional>
 
+#include "pool/cpu_relax.hpp"
 #include "pool/futex.hpp"
 #include "pool/help.hpp"
-#include "taskpool/future.hpp"
+#include "taskpool/detail/orphan_exception.hpp"
+#include "taskpool/detail/shared_state.hpp"
 
 namespace taskpool::detail {
 
@@ -111,14 +116,6 @@ void SharedStateBase::add_callback(CallbackNode* node) noexcept {
     if (callbacks_.compare_exchange_weak(head, node, std::memory_order_acq_rel, std::memory_order_acquire)) return;
   }
 }
-
-namespace {
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-}  // namespace
 
 bool SharedStateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
   // Most waits are short (a tiny task on an idle pool completes in microseconds): spin briefly

@@ -1,33 +1,15 @@
 // src/pool/node_alloc.cpp — task-node memory: slabs in one reserved region, per-thread caches
-// and a shared depot of batches.
+// and a shared depot of batches: the out-of-line half of taskpool/detail/node_alloc.hpp, whose
+// design note describes the scheme.
 //
-// Design note. Every task is one heap node, and most are freed on another thread than the one
-// that allocated them (a producer posts, a worker runs and frees; a parent spawns, a thief runs).
-// Cross-thread malloc/free costs 40-50 ns a pair here, as much as the rest of a task, and malloc
-// adds an 8-byte header and rounds to 16 (a 32-byte node took a 48-byte chunk). So nodes of up
-// to 256 bytes are recycled by size class - 16, 32, ..., 256 bytes:
-//  - Blocks are carved from 64 KiB slabs of one region of address space reserved once per
-//    process (kRegionBytes, pages committed only as slabs are carved), with no per-block header.
-//    When the region is used up, or could not be reserved, blocks come from malloc.
-//  - Each thread has, per class, an alloc list (allocations pop it), a free list (frees push it)
-//    and the rest of its current slab (NodeCache, thread_pool.hpp). Nothing there is shared:
-//    the hot path - pop the alloc list, push the free list - is inline at the call site, a few
-//    instructions with no atomic operation; this file has the rest.
-//  - When a free list reaches kBatch blocks it becomes the alloc list if that is empty, or else
-//    goes whole, as one batch, to the depot. An allocation that finds its alloc list empty takes
-//    its own free list, else one batch from the depot, else carves its slab, else malloc. So a
-//    producer/consumer pair moves blocks back to the producer kBatch at a time, one lock per
-//    kBatch tasks.
-//  - The depot (one lock per class) keeps at most kMaxDepot batches of malloc'd blocks; beyond
-//    that they go back to malloc. Region blocks always stay in the depot: node memory up to
-//    kRegionBytes is kept for reuse for the life of the process (a burst of a million queued
-//    32-byte tasks keeps 32 MB), which is what lets queued tasks cost only their own size.
-// Invariants: a block is a region block (address inside the region) or came from
-// ::operator new(block_size(c)) and goes back there; a block is on at most one list; lists are
-// touched only by their thread or under the depot lock. A node crosses threads only through the
-// pool's queues, which order its last use before its free. At thread exit the thread's lists go
-// to the depot (region blocks) or malloc, and later frees on that thread bypass the cache.
-// Under AddressSanitizer all of this is off, so use-after-free of a node is still caught.
+// Details kept here. The region is kRegionBytes of address space reserved once per process
+// (MAP_NORESERVE: pages are committed only as slabs are carved). The depot keeps at most
+// kMaxDepot batches of malloc'd blocks per class; beyond that they go back to malloc. Region
+// blocks always stay in the depot: node memory up to kRegionBytes is kept for reuse for the life
+// of the process (a burst of a million queued 32-byte tasks keeps 32 MB), which is what lets
+// queued tasks cost only their own size. A block is a region block (address inside the region)
+// or came from ::operator new(block_size(c)) and goes back there. The depot's lists are guarded
+// by one SpinLock per class (a few pointer writes per kBatch tasks).
 #include <sys/mman.h>
 
 #include <atomic>
@@ -37,7 +19,7 @@
 #include <new>
 
 #include "pool/spin_lock.hpp"
-#include "taskpool/thread_pool.hpp"
+#include "taskpool/detail/node_alloc.hpp"
 
 namespace taskpool::detail {
 namespace {
@@ -52,7 +34,7 @@ constexpr std::size_t kMaxDepot = 256;
 constexpr std::size_t kSlabBytes = std::size_t{64} << 10;
 constexpr std::size_t kRegionBytes = std::size_t{256} << 20;
 
-// A block on a list: Block::next links a list or batch (the inline paths in thread_pool.hpp
+// A block on a list: Block::next links a list or batch (the inline paths in node_alloc.hpp
 // use the same member); next_batch links the batches in the depot (first block of each only).
 struct FreeBlock : NodeCache::Block {
   FreeBlock* next_batch;
@@ -100,29 +82,34 @@ class Depot {
   // Takes a chain of blocks (a whole batch, or a thread's leftovers); false when the depot is
   // full and the chain may go to malloc (never for region blocks: `keep`).
   bool put(std::size_t c, FreeBlock* chain, bool keep) noexcept {
-    std::lock_guard lk(mu_[c]);
-    if (!keep && count_[c].load(std::memory_order_relaxed) >= kMaxDepot) return false;
-    chain->next_batch = head_[c];
-    head_[c] = chain;
-    count_[c].store(count_[c].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    Class& k = classes_[c];
+    SpinGuard lk(k.mu);
+    if (!keep && k.count.load(std::memory_order_relaxed) >= kMaxDepot) return false;
+    chain->next_batch = k.head;
+    k.head = chain;
+    k.count.store(k.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return true;
   }
   FreeBlock* take(std::size_t c) noexcept {
+    Class& k = classes_[c];
     // Peek without the lock: a stale zero only costs a carve or a malloc.
-    if (count_[c].load(std::memory_order_relaxed) == 0) return nullptr;
-    std::lock_guard lk(mu_[c]);
-    FreeBlock* b = head_[c];
+    if (k.count.load(std::memory_order_relaxed) == 0) return nullptr;
+    SpinGuard lk(k.mu);
+    FreeBlock* b = k.head;
     if (b != nullptr) {
-      head_[c] = b->next_batch;
-      count_[c].store(count_[c].load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      k.head = b->next_batch;
+      k.count.store(k.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
     return b;
   }
 
  private:
-  SpinLock mu_[kClasses];
-  FreeBlock* head_[kClasses] = {};                 // guarded by mu_[c]
-  std::atomic<std::size_t> count_[kClasses] = {};  // written under mu_[c]; peeked without it
+  struct Class {
+    SpinLock mu;
+    FreeBlock* head TP_GUARDED_BY(mu) = nullptr;  // batches linked by next_batch
+    std::atomic<std::size_t> count{0};            // written under mu; peeked without it
+  };
+  Class classes_[kClasses];
 };
 
 Depot& depot() {

@@ -47,15 +47,22 @@
 //   queued or running at T. A worker publishes `finished` with a seq_cst store when it goes idle,
 //   then loads idle_waiters_ (seq_cst): with the waiter's seq_cst increment of idle_waiters_
 //   before its check, one of the two always sees the other (Dekker), so waiters are woken.
+// Locks (checked by Clang's -Wthread-safety, detail/thread_annotations.hpp): Level::mu (a
+//   SpinLock) guards its list; threads_mu_ slot creation, joins and the spawn error; shutdown_mu_
+//   serializes shutdown(); hooks_mu_ the close hooks; due_mu_ the due sources (and is held while
+//   a worker fires them); space_mu_ pairs with space_cv_ for blocked submitters; broken_mu_
+//   serializes mark_broken. No lock is held while a task runs. Order: shutdown_mu_ (held across
+//   shutdown(), close hooks included) before all others; due_mu_ (held while due timers are
+//   launched, which submits) before the submission path's Level::mu, space_mu_ and threads_mu_;
+//   every other lock is a leaf (no pool lock is taken while it is held).
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <condition_variable>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -63,6 +70,9 @@
 #include "pool/event_count.hpp"
 #include "pool/spin_lock.hpp"
 #include "pool/work_stealing_deque.hpp"
+#include "taskpool/detail/pool_access.hpp"
+#include "taskpool/detail/task_node.hpp"
+#include "taskpool/detail/thread_annotations.hpp"
 #include "taskpool/thread_pool.hpp"
 
 namespace taskpool::detail {
@@ -85,7 +95,8 @@ struct alignas(64) Worker {
   std::uint32_t looks = 0;  // find_task calls, for the fairness interval
   RunContext* ctx = nullptr;  // the worker loop's context, reused when helping (owner only)
   std::chrono::steady_clock::time_point idle_since{};
-  // Slot management, guarded by PoolCore::threads_mu_.
+  // Slot management, guarded by PoolCore::threads_mu_ (not annotated: the analysis cannot tie
+  // `pool` to the PoolCore whose lock is held).
   std::thread thread;
   std::atomic<bool> live{false};  // a thread owns this slot (cleared by the thread as it ends)
   // Counters: written only by the slot's current thread (bump), read by anyone.
@@ -109,21 +120,21 @@ class PoolCore {
   EnqueueStatus enqueue(TaskNode* node, Admission a, std::chrono::steady_clock::time_point deadline);
   EnqueueStatus enqueue_batch(TaskNode** nodes, std::size_t n, Admission a, std::chrono::steady_clock::time_point deadline);
   bool wait_idle_until(std::chrono::steady_clock::time_point deadline, bool from_shutdown = false);
-  void shutdown(Shutdown how);
-  void resize(std::size_t min_threads, std::size_t max_threads);
+  void shutdown(Shutdown how) TP_EXCLUDES(shutdown_mu_, hooks_mu_, threads_mu_, space_mu_);
+  void resize(std::size_t min_threads, std::size_t max_threads) TP_EXCLUDES(threads_mu_);
   Stats stats() const;
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   bool broken() const noexcept { return broken_.load(std::memory_order_acquire); }
   std::size_t max_threads() const noexcept { return max_threads_.load(std::memory_order_relaxed); }
   [[noreturn]] void throw_closed_or_broken() const;
   ThreadPool* owner() const noexcept { return owner_; }
-  std::size_t add_close_hook(std::function<void()> hook);
-  void remove_close_hook(std::size_t id);
-  void add_due_source(DueSource* s);
-  void remove_due_source(DueSource* s);
+  std::size_t add_close_hook(std::function<void()> hook) TP_EXCLUDES(hooks_mu_);
+  void remove_close_hook(std::size_t id) TP_EXCLUDES(hooks_mu_);
+  void add_due_source(DueSource* s) TP_EXCLUDES(due_mu_);
+  void remove_due_source(DueSource* s) TP_EXCLUDES(due_mu_);
   void note_due(std::chrono::steady_clock::time_point t) noexcept;
   bool on_own_worker() const noexcept;
-  int wakeup_protocol() const noexcept { return ec_.protocol(); }  // PoolTestAccess
+  int wakeup_protocol() const noexcept { return ec_.protocol(); }  // PoolAccess, for tests
   std::size_t sleeping_workers() const noexcept { return ec_.waiters(); }
   std::size_t idle_waiters() const noexcept { return idle_waiters_.load(std::memory_order_relaxed); }
 
@@ -133,8 +144,8 @@ class PoolCore {
  private:
   struct alignas(64) Level {
     SpinLock mu;
-    TaskNode* head = nullptr;  // guarded by mu
-    TaskNode* tail = nullptr;  // guarded by mu
+    TaskNode* head TP_GUARDED_BY(mu) = nullptr;
+    TaskNode* tail TP_GUARDED_BY(mu) = nullptr;
     std::atomic<std::size_t> size{0};      // written under mu; read anywhere
     std::atomic<std::uint64_t> pushed{0};  // written under mu; tasks ever appended by submitters
   };
@@ -149,7 +160,7 @@ class PoolCore {
   TaskNode* pop_global(Worker* w, int level);
   TaskNode* steal(Worker* w);
   void execute(Worker* w, TaskNode* t, RunContext& ctx);
-  void fire_timers() noexcept;
+  void fire_timers() noexcept TP_EXCLUDES(due_mu_);
   void go_busy(Worker* w) noexcept;
   void go_idle(Worker* w) noexcept;
   bool try_retire(Worker* w, std::size_t floor, TaskNode*& found, bool& searching);
@@ -158,25 +169,27 @@ class PoolCore {
   void push_global_one(TaskNode* t) noexcept;  // a task of a running one, not into its deque
   void after_publish() noexcept;
   void maybe_spawn() noexcept;
-  void spawn_for_work() noexcept;
-  std::exception_ptr start_first_worker() noexcept;
+  void spawn_for_work() noexcept TP_EXCLUDES(threads_mu_);
+  std::exception_ptr start_first_worker() noexcept TP_EXCLUDES(threads_mu_);
   // started, or refused (shutting down, or no free slot), or failed (spawn_error_ says why).
   enum class Spawn : unsigned char { started, refused, failed };
-  Spawn spawn_one_locked() noexcept;  // requires threads_mu_
-  bool spawn_failed_locked() noexcept;  // requires threads_mu_; true: call run_stranded() unlocked
-  void stop_workers() noexcept;
+  Spawn spawn_one_locked() noexcept TP_REQUIRES(threads_mu_);
+  bool spawn_failed_locked() noexcept TP_REQUIRES(threads_mu_);  // true: call run_stranded() unlocked
+  void stop_workers() noexcept TP_EXCLUDES(threads_mu_);
+  void close_lists() noexcept;  // sets closed_ with every Level::mu held
   void run_stranded() noexcept;
   TaskNode* pop_one_global() noexcept;
   bool is_idle() const noexcept;
   bool has_queued_work() const noexcept;
   void notify_idle_waiters() noexcept;
-  EnqueueStatus reserve(std::size_t n, bool internal, Admission a, std::chrono::steady_clock::time_point deadline);
-  void release_capacity(std::size_t n) noexcept;
+  EnqueueStatus reserve(std::size_t n, bool internal, Admission a, std::chrono::steady_clock::time_point deadline)
+      TP_EXCLUDES(space_mu_);
+  void release_capacity(std::size_t n) noexcept TP_EXCLUDES(space_mu_);
   void run_inline(TaskNode* node);
   void sweep_global(std::exception_ptr why);
   void discard_popped(Worker* w, TaskNode* t);
   std::exception_ptr discard_reason() const noexcept;
-  void mark_broken(std::exception_ptr cause);
+  void mark_broken(std::exception_ptr cause) TP_EXCLUDES(broken_mu_, space_mu_);
   void report_error(std::exception_ptr e) noexcept;
 
   ThreadPool* const owner_;
@@ -189,11 +202,11 @@ class PoolCore {
 
   // Thread management. No thread starts once stopping_ is set (checked under threads_mu_, which
   // shutdown takes to join after setting it), so shutdown joins every thread ever started.
-  mutable std::mutex threads_mu_;  // guards slot creation/reuse, Worker::thread, joins, spawn_*_
-  std::exception_ptr spawn_error_;  // guarded by threads_mu_: why the last failed start failed
-  bool spawn_failing_ = false;      // guarded by threads_mu_: reported; cleared by a start
+  Mutex threads_mu_;  // guards slot creation/reuse, Worker::thread, joins, spawn_*_
+  std::exception_ptr spawn_error_ TP_GUARDED_BY(threads_mu_);  // why the last failed start failed
+  bool spawn_failing_ TP_GUARDED_BY(threads_mu_) = false;      // reported; cleared by a start
   std::array<std::atomic<Worker*>, kMaxWorkers> slots_{};
-  std::array<std::unique_ptr<Worker>, kMaxWorkers> owned_;  // guarded by threads_mu_
+  std::array<std::unique_ptr<Worker>, kMaxWorkers> owned_ TP_GUARDED_BY(threads_mu_);
   std::atomic<std::size_t> slot_high_{0};                   // slots [0, slot_high_) may be used
   alignas(64) std::atomic<std::size_t> threads_{0};
   std::atomic<std::size_t> idle_{0};
@@ -204,14 +217,17 @@ class PoolCore {
   std::atomic<int> phase_{kOpen};
   std::atomic<bool> stopping_{false};  // workers exit when idle
   std::stop_source stop_source_;       // requested by terminate()
-  std::mutex shutdown_mu_;             // serializes shutdown(); guards shut_down_
-  bool shut_down_ = false;
-  std::mutex hooks_mu_;  // guards close_hooks_, next_hook_id_, hooks_fired_
-  std::vector<std::pair<std::size_t, std::function<void()>>> close_hooks_;
-  std::size_t next_hook_id_ = 1;
-  bool hooks_fired_ = false;
-  std::mutex broken_mu_;               // guards broken_cause_ and broken_reason_ writes
-  std::exception_ptr broken_cause_;    // written once before broken_ (release)
+  Mutex shutdown_mu_;  // serializes shutdown()
+  bool shut_down_ TP_GUARDED_BY(shutdown_mu_) = false;
+  Mutex hooks_mu_;
+  std::vector<std::pair<std::size_t, std::function<void()>>> close_hooks_ TP_GUARDED_BY(hooks_mu_);
+  std::size_t next_hook_id_ TP_GUARDED_BY(hooks_mu_) = 1;
+  bool hooks_fired_ TP_GUARDED_BY(hooks_mu_) = false;
+  // broken_mu_ serializes mark_broken. The two fields below are written once, under it, before
+  // the release store of broken_, and read without it after an acquire load of broken_ that saw
+  // true (publication, not mutual exclusion: not expressible as TP_GUARDED_BY).
+  Mutex broken_mu_;
+  std::exception_ptr broken_cause_;
   std::exception_ptr broken_reason_;   // BrokenPool(broken_cause_), made once (discarding allocates nothing)
   std::atomic<bool> broken_{false};
 
@@ -223,13 +239,13 @@ class PoolCore {
   // fire_due (it was in the source when asked) or lowers the hint after the reset.
   static constexpr std::int64_t kNoTimer = INT64_MAX;
   alignas(64) std::atomic<std::int64_t> timer_hint_{kNoTimer};
-  std::mutex due_mu_;                   // guards due_sources_; held while a worker fires timers
-  std::vector<DueSource*> due_sources_;
+  Mutex due_mu_;  // held while a worker fires timers
+  std::vector<DueSource*> due_sources_ TP_GUARDED_BY(due_mu_);
 
   // Bounded queue (only when bounded_).
   alignas(64) std::atomic<std::size_t> queued_{0};  // accepted and not yet popped
   std::atomic<std::size_t> space_waiters_{0};
-  std::mutex space_mu_;                              // pairs with space_cv_
+  Mutex space_mu_;  // pairs with space_cv_ (guards no field: space_waiters_ is atomic)
   std::condition_variable space_cv_;
 
   // Idle waiters (wait_idle, shutdown).

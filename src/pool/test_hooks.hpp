@@ -1,14 +1,17 @@
-// src/pool/test_hooks.hpp — the engine's side of the test hooks declared in taskpool/thread_pool.hpp
-// (detail::arm_fault, detail::set_test_hook).
+// src/pool/test_hooks.hpp — the engine's side of the test hooks declared in
+// taskpool/detail/pool_hooks.hpp (detail::arm_fault, detail::set_test_hook).
 //
 // A site asks inject_fault(p) whether to fail now; run_test_hook(p) calls a test's callback. Both
 // are one relaxed load of a word that is zero unless a test armed something, so they may sit on
 // rare paths of production code (thread start, deque growth, the sleepers' barrier, resize).
+//
+// Thread-safety: callable from any thread. Blocking: a disarmed site never blocks; an armed one
+// takes the hooks' mutex briefly, and run_test_hook runs the test's callback.
 #pragma once
 
 #include <atomic>
 
-#include "taskpool/thread_pool.hpp"
+#include "taskpool/detail/pool_hooks.hpp"
 
 namespace taskpool::detail {
 

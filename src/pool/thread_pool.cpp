@@ -8,10 +8,13 @@
 #include <string>
 #include <system_error>
 
+#include "pool/cpu_relax.hpp"
 #include "pool/futex.hpp"
 #include "pool/help.hpp"
 #include "pool/pool_core.hpp"
 #include "pool/test_hooks.hpp"
+#include "taskpool/detail/orphan_exception.hpp"
+#include "taskpool/detail/pool_access.hpp"
 
 namespace taskpool {
 namespace detail {
@@ -21,14 +24,6 @@ thread_local Worker* tl_worker = nullptr;
 constexpr int kSpinPolls = 256, kPausesPerPoll = 4, kYieldEvery = 16;  // an idle worker's spin before it sleeps
 constexpr int kMaxHelpDepth = 64;
 thread_local int tl_help_depth = 0;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 std::size_t default_threads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -61,13 +56,13 @@ const char* what_of(const std::exception_ptr& e) noexcept {
 }
 
 // Test hooks (test_hooks.hpp). The armed bits are read without the lock by the sites.
-std::mutex g_hooks_mu;  // guards g_fault_plan and g_hook_fns
+Mutex g_hooks_mu;
 struct FaultPlan {
   int skip = 0, count = 0;
 };
-std::array<FaultPlan, kFaultPoints> g_fault_plan;
+std::array<FaultPlan, kFaultPoints> g_fault_plan TP_GUARDED_BY(g_hooks_mu);
 std::array<std::atomic<std::uint64_t>, kFaultPoints> g_fault_hits{};
-std::array<std::pair<HookFn, void*>, kHookPoints> g_hook_fns{};
+std::array<std::pair<HookFn, void*>, kHookPoints> g_hook_fns TP_GUARDED_BY(g_hooks_mu){};
 }  // namespace
 
 std::atomic<unsigned> g_armed_faults{0};
@@ -75,7 +70,7 @@ std::atomic<unsigned> g_armed_hooks{0};
 
 void arm_fault(FaultPoint p, int skip, int count) noexcept {
   const auto i = static_cast<std::size_t>(p);
-  std::lock_guard lk(g_hooks_mu);
+  MutexLock lk(g_hooks_mu);
   g_fault_plan[i] = {skip, count};
   if (count != 0) {
     g_armed_faults.fetch_or(1u << i, std::memory_order_relaxed);
@@ -85,7 +80,7 @@ void arm_fault(FaultPoint p, int skip, int count) noexcept {
 }
 
 void disarm_faults() noexcept {
-  std::lock_guard lk(g_hooks_mu);
+  MutexLock lk(g_hooks_mu);
   g_fault_plan = {};
   g_armed_faults.store(0, std::memory_order_relaxed);
 }
@@ -96,7 +91,7 @@ std::uint64_t fault_hits(FaultPoint p) noexcept {
 
 bool take_fault(FaultPoint p) noexcept {
   const auto i = static_cast<std::size_t>(p);
-  std::lock_guard lk(g_hooks_mu);
+  MutexLock lk(g_hooks_mu);
   FaultPlan& f = g_fault_plan[i];
   if (f.count == 0) return false;
   if (f.skip > 0) {
@@ -110,7 +105,7 @@ bool take_fault(FaultPoint p) noexcept {
 
 void set_test_hook(HookPoint p, HookFn fn, void* arg) noexcept {
   const auto i = static_cast<std::size_t>(p);
-  std::lock_guard lk(g_hooks_mu);
+  MutexLock lk(g_hooks_mu);
   g_hook_fns[i] = {fn, arg};
   if (fn != nullptr) {
     g_armed_hooks.fetch_or(1u << i, std::memory_order_relaxed);
@@ -122,7 +117,7 @@ void set_test_hook(HookPoint p, HookFn fn, void* arg) noexcept {
 void call_test_hook(HookPoint p) noexcept {
   std::pair<HookFn, void*> h;
   {
-    std::lock_guard lk(g_hooks_mu);
+    MutexLock lk(g_hooks_mu);
     h = g_hook_fns[static_cast<std::size_t>(p)];
   }
   if (h.first != nullptr) h.first(h.second);
@@ -134,7 +129,7 @@ PoolCore::PoolCore(ThreadPool* owner, Options opts)
       bounded_(opts_.queue_capacity > 0),
       min_threads_(opts_.min_threads),
       max_threads_(opts_.max_threads) {
-  std::unique_lock lk(threads_mu_);
+  MutexLock lk(threads_mu_);
   while (threads_.load() < opts_.min_threads) {
     if (spawn_one_locked() != Spawn::started) {
       // No task was accepted yet: stop what did start (nothing may outlive a failed constructor).
@@ -180,7 +175,7 @@ EnqueueStatus PoolCore::reserve(std::size_t n, bool internal, Admission a, std::
     if (opts_.when_full == WhenFull::reject) return EnqueueStatus::full;
     if (opts_.when_full == WhenFull::caller_runs) return EnqueueStatus::ran_inline;
   }
-  std::unique_lock lk(space_mu_);
+  MutexLock lk(space_mu_);
   space_waiters_.fetch_add(1, std::memory_order_seq_cst);
   bool ok = false;
   for (;;) {
@@ -190,12 +185,12 @@ EnqueueStatus PoolCore::reserve(std::size_t n, bool internal, Admission a, std::
       break;
     }
     if (a == Admission::until_deadline) {
-      if (space_cv_.wait_until(lk, deadline) == std::cv_status::timeout) {
+      if (space_cv_.wait_until(lk.native(), deadline) == std::cv_status::timeout) {
         ok = try_add();
         break;
       }
     } else {
-      space_cv_.wait(lk);
+      space_cv_.wait(lk.native());
     }
   }
   space_waiters_.fetch_sub(1, std::memory_order_seq_cst);
@@ -209,7 +204,7 @@ void PoolCore::release_capacity(std::size_t n) noexcept {
   if (!bounded_ || n == 0) return;
   queued_.fetch_sub(n, std::memory_order_seq_cst);
   if (space_waiters_.load(std::memory_order_seq_cst) != 0) {
-    std::lock_guard lk(space_mu_);
+    MutexLock lk(space_mu_);
     space_cv_.notify_all();
   }
 }
@@ -308,7 +303,7 @@ EnqueueStatus PoolCore::enqueue_batch(TaskNode** nodes, std::size_t n, Admission
   nodes[n - 1]->set_next(nullptr);
   Level& L = levels_[static_cast<std::size_t>(nodes[0]->level())];
   {
-    std::lock_guard lk(L.mu);
+    SpinGuard lk(L.mu);
     if (closed_.load(std::memory_order_relaxed)) {
       // fall through below, outside the lock
     } else {
@@ -354,7 +349,7 @@ void PoolCore::maybe_spawn() noexcept {
   run_test_hook(HookPoint::spawn_unlocked);
   bool stranded = false;
   {
-    std::lock_guard lk(threads_mu_);
+    MutexLock lk(threads_mu_);
     if (idle_.load() != 0 || threads_.load() >= max_threads_.load()) return;
     if (spawn_one_locked() != Spawn::failed) return;
     stranded = spawn_failed_locked();
@@ -365,7 +360,7 @@ void PoolCore::maybe_spawn() noexcept {
 std::exception_ptr PoolCore::start_first_worker() noexcept {
   std::exception_ptr why;
   {
-    std::lock_guard lk(threads_mu_);
+    MutexLock lk(threads_mu_);
     // Closed: no start; the submission then fails with PoolClosed when it tries to queue.
     if (threads_.load() != 0 || closed_.load()) return nullptr;
     if (spawn_one_locked() != Spawn::failed) return nullptr;
@@ -467,7 +462,7 @@ void PoolCore::run_stranded() noexcept {
 TaskNode* PoolCore::pop_one_global() noexcept {
   for (int l = kPriorityLevels - 1; l >= 0; --l) {
     Level& L = levels_[static_cast<std::size_t>(l)];
-    std::lock_guard lk(L.mu);
+    SpinGuard lk(L.mu);
     TaskNode* t = L.head;
     if (t == nullptr) continue;
     L.head = t->next();
@@ -540,7 +535,7 @@ TaskNode* PoolCore::pop_global(Worker* w, int level) {
   // a deque that cannot grow takes a smaller batch; the rest stays listed).
   const auto room = static_cast<std::size_t>(w->deque.reserve(kMaxBatch - 1));
   {
-    std::lock_guard lk(L.mu);
+    SpinGuard lk(L.mu);
     if (L.head == nullptr) return nullptr;
     std::size_t n = L.size.load(std::memory_order_relaxed);
     std::size_t th = std::max<std::size_t>(1, threads_.load(std::memory_order_relaxed));
@@ -699,7 +694,7 @@ void PoolCore::drain_local_to_global(Worker* w) {
 
 void PoolCore::push_global_chain(int level, TaskNode* head, TaskNode* tail, std::size_t n, bool count_submitted) {
   Level& L = levels_[static_cast<std::size_t>(level)];
-  std::lock_guard lk(L.mu);
+  SpinGuard lk(L.mu);
   if (L.tail) {
     L.tail->set_next(head);
   } else {
@@ -909,7 +904,7 @@ void PoolCore::sweep_global(std::exception_ptr why) {
   for (std::size_t l = 0; l < levels_.size(); ++l) {
     TaskNode* head;
     {
-      std::lock_guard lk(levels_[l].mu);
+      SpinGuard lk(levels_[l].mu);
       head = std::exchange(levels_[l].head, nullptr);
       levels_[l].tail = nullptr;
       levels_[l].size.store(0, std::memory_order_relaxed);
@@ -931,7 +926,7 @@ void PoolCore::sweep_global(std::exception_ptr why) {
 
 void PoolCore::mark_broken(std::exception_ptr cause) {
   {
-    std::lock_guard lk(broken_mu_);
+    MutexLock lk(broken_mu_);
     if (broken_.load()) return;
     broken_cause_ = std::move(cause);
     try {
@@ -946,7 +941,7 @@ void PoolCore::mark_broken(std::exception_ptr cause) {
   }
   sweep_global(discard_reason());
   {
-    std::lock_guard lk(space_mu_);
+    MutexLock lk(space_mu_);
     space_cv_.notify_all();
   }
   ec_.notify_all();
@@ -954,28 +949,24 @@ void PoolCore::mark_broken(std::exception_ptr cause) {
 
 void PoolCore::shutdown(Shutdown how) {
   if (on_own_worker()) throw std::logic_error("taskpool: shutdown from a task of the same pool would join itself");
-  std::lock_guard g(shutdown_mu_);
+  MutexLock g(shutdown_mu_);
   if (shut_down_) return;
   // Close hooks first (a Scheduler cancels its pending timers), outside hooks_mu_.
   std::vector<std::pair<std::size_t, std::function<void()>>> hooks;
   {
-    std::lock_guard lk(hooks_mu_);
+    MutexLock lk(hooks_mu_);
     hooks_fired_ = true;
     hooks.swap(close_hooks_);
   }
   for (auto& h : hooks) h.second();
-  {
-    std::array<std::unique_lock<SpinLock>, kPriorityLevels> locks;
-    for (std::size_t l = 0; l < levels_.size(); ++l) locks[l] = std::unique_lock(levels_[l].mu);
-    closed_.store(true, std::memory_order_release);
-  }
+  close_lists();
   int target = how == Shutdown::drain ? kDraining : kCancelling;
   int p = phase_.load();
   while (p < target && !phase_.compare_exchange_weak(p, target)) {
   }
   if (how == Shutdown::terminate) stop_source_.request_stop();
   {
-    std::lock_guard lk(space_mu_);
+    MutexLock lk(space_mu_);
     space_cv_.notify_all();
   }
   if (how != Shutdown::drain) sweep_global(discard_reason());
@@ -989,10 +980,19 @@ void PoolCore::shutdown(Shutdown how) {
   shut_down_ = true;
 }
 
+// With every list lock held, so a submission that appended under its lock is ordered before the
+// close and one that looks after it sees closed_ (and queues nothing). The analysis cannot follow
+// locks taken in a loop over an array; the loop below releases exactly what it took.
+void PoolCore::close_lists() noexcept TP_NO_THREAD_SAFETY_ANALYSIS {
+  for (Level& L : levels_) L.mu.lock();
+  closed_.store(true, std::memory_order_release);
+  for (Level& L : levels_) L.mu.unlock();
+}
+
 void PoolCore::stop_workers() noexcept {
   stopping_.store(true, std::memory_order_seq_cst);
   ec_.notify_all();
-  std::lock_guard lk(threads_mu_);  // after stopping_: no thread starts from here on
+  MutexLock lk(threads_mu_);  // after stopping_: no thread starts from here on
   for (auto& w : owned_)
     if (w && w->thread.joinable()) w->thread.join();
 }
@@ -1000,14 +1000,14 @@ void PoolCore::stop_workers() noexcept {
 void PoolCore::fire_timers() noexcept {
   auto now = std::chrono::steady_clock::now();
   if (now.time_since_epoch().count() < timer_hint_.load(std::memory_order_relaxed)) return;
-  std::unique_lock lk(due_mu_, std::try_to_lock);
-  if (!lk.owns_lock()) return;  // another worker is firing them
+  if (!due_mu_.try_lock()) return;  // another worker is firing them
   timer_hint_.store(kNoTimer, std::memory_order_seq_cst);
   // Launched as from outside the pool: into the shared lists, which every worker checks (the
   // fairness rule in find_task), not under this worker's own next task in its deque.
   Worker* self = std::exchange(tl_worker, nullptr);
-  for (DueSource* s : due_sources_) note_due(s->fire_due(now));
+  for (DueSource* s : due_sources_) note_due(s->fire_due(now));  // noexcept
   tl_worker = self;
+  due_mu_.unlock();
 }
 
 void PoolCore::note_due(std::chrono::steady_clock::time_point t) noexcept {
@@ -1018,18 +1018,18 @@ void PoolCore::note_due(std::chrono::steady_clock::time_point t) noexcept {
 }
 
 void PoolCore::add_due_source(DueSource* s) {
-  std::lock_guard lk(due_mu_);
+  MutexLock lk(due_mu_);
   due_sources_.push_back(s);
 }
 
 void PoolCore::remove_due_source(DueSource* s) {
-  std::lock_guard lk(due_mu_);
+  MutexLock lk(due_mu_);
   std::erase(due_sources_, s);
 }
 
 std::size_t PoolCore::add_close_hook(std::function<void()> hook) {
   {
-    std::lock_guard lk(hooks_mu_);
+    MutexLock lk(hooks_mu_);
     if (!hooks_fired_) {
       close_hooks_.emplace_back(next_hook_id_, std::move(hook));
       return next_hook_id_++;
@@ -1040,7 +1040,7 @@ std::size_t PoolCore::add_close_hook(std::function<void()> hook) {
 }
 
 void PoolCore::remove_close_hook(std::size_t id) {
-  std::lock_guard lk(hooks_mu_);
+  MutexLock lk(hooks_mu_);
   std::erase_if(close_hooks_, [&](auto& h) { return h.first == id; });
 }
 
@@ -1054,7 +1054,7 @@ void PoolCore::resize(std::size_t min_threads, std::size_t max_threads) {
                                 std::to_string(kMaxWorkers));
   if (closed_.load()) throw PoolClosed();
   run_test_hook(HookPoint::resize_unlocked);
-  std::unique_lock lk(threads_mu_);
+  MutexLock lk(threads_mu_);
   // Again under the lock: close() may have run to the end since the check above (and
   // spawn_one_locked refuses to start threads once shutdown is joining them).
   if (closed_.load()) throw PoolClosed();
@@ -1169,27 +1169,35 @@ detail::EnqueueStatus ThreadPool::enqueue_batch(detail::TaskNode** nodes, std::s
 void ThreadPool::wait_idle() { core_->wait_idle_until(clock::time_point::max()); }
 bool ThreadPool::wait_idle_until(clock::time_point deadline) { return core_->wait_idle_until(deadline); }
 void ThreadPool::shutdown(Shutdown how) { core_->shutdown(how); }
-std::size_t ThreadPool::add_close_hook(std::function<void()> hook) { return core_->add_close_hook(std::move(hook)); }
-void ThreadPool::remove_close_hook(std::size_t id) { core_->remove_close_hook(id); }
-void ThreadPool::add_due_source(detail::DueSource* s) { core_->add_due_source(s); }
-void ThreadPool::remove_due_source(detail::DueSource* s) { core_->remove_due_source(s); }
-void ThreadPool::note_due(clock::time_point t) noexcept { core_->note_due(t); }
 void ThreadPool::resize(std::size_t min_threads, std::size_t max_threads) { core_->resize(min_threads, max_threads); }
 Stats ThreadPool::stats() const { return core_->stats(); }
 bool ThreadPool::closed() const noexcept { return core_->closed(); }
 std::size_t ThreadPool::max_threads_now() const noexcept { return core_->max_threads(); }
 void ThreadPool::throw_closed() const { core_->throw_closed_or_broken(); }
 bool ThreadPool::broken() const noexcept { return core_->broken(); }
-int detail::PoolTestAccess::wakeup_protocol(const ThreadPool& pool) noexcept { return pool.core_->wakeup_protocol(); }
-std::size_t detail::PoolTestAccess::sleeping_workers(const ThreadPool& pool) noexcept {
-  return pool.core_->sleeping_workers();
-}
-std::size_t detail::PoolTestAccess::idle_waiters(const ThreadPool& pool) noexcept { return pool.core_->idle_waiters(); }
 ThreadPool* ThreadPool::current() noexcept {
   return detail::tl_worker ? detail::tl_worker->pool->owner() : nullptr;
 }
 int ThreadPool::current_worker_index() noexcept {
   return detail::tl_worker ? static_cast<int>(detail::tl_worker->index) : -1;
 }
+
+// ---- PoolAccess (taskpool/detail/pool_access.hpp) ---------------------------------------------
+
+namespace detail {
+void PoolAccess::enqueue_overflow(ThreadPool& pool, TaskNode* node) {
+  pool.core_->enqueue(node, Admission::overflow, {});
+}
+std::size_t PoolAccess::add_close_hook(ThreadPool& pool, std::function<void()> hook) {
+  return pool.core_->add_close_hook(std::move(hook));
+}
+void PoolAccess::remove_close_hook(ThreadPool& pool, std::size_t id) { pool.core_->remove_close_hook(id); }
+void PoolAccess::add_due_source(ThreadPool& pool, DueSource* s) { pool.core_->add_due_source(s); }
+void PoolAccess::remove_due_source(ThreadPool& pool, DueSource* s) { pool.core_->remove_due_source(s); }
+void PoolAccess::note_due(ThreadPool& pool, std::chrono::steady_clock::time_point t) noexcept { pool.core_->note_due(t); }
+int PoolAccess::wakeup_protocol(const ThreadPool& pool) noexcept { return pool.core_->wakeup_protocol(); }
+std::size_t PoolAccess::sleeping_workers(const ThreadPool& pool) noexcept { return pool.core_->sleeping_workers(); }
+std::size_t PoolAccess::idle_waiters(const ThreadPool& pool) noexcept { return pool.core_->idle_waiters(); }
+}  // namespace detail
 
 }  // namespace taskpool

@@ -12,7 +12,8 @@
 // the real clock the scheduler is also the pool's DueSource: workers check between tasks and
 // fire due timers themselves, because on a machine whose cores are all busy with the pool the
 // timer thread can wait milliseconds for a time slice. Both pop under mu_, so each due timer
-// is launched once, by whichever comes first.
+// is launched once, by whichever comes first. Everything this file needs from the pool goes
+// through detail::PoolAccess (taskpool/detail/pool_access.hpp); the pool has no friend here.
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
@@ -20,6 +21,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "taskpool/detail/orphan_exception.hpp"
+#include "taskpool/detail/pool_access.hpp"
 #include "taskpool/detail/thread_annotations.hpp"
 #include "taskpool/scheduler.hpp"
 #include "timer/timer_heap.hpp"
@@ -38,10 +41,10 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   void start() {
     std::weak_ptr<SchedulerCore> weak = weak_from_this();
     clock_sub_ = clock_.subscribe([this] { wake(); });
-    pool_hook_ = pool_.add_close_hook([weak] {
+    pool_hook_ = PoolAccess::add_close_hook(pool_, [weak] {
       if (auto self = weak.lock()) self->close();
     });
-    if (workers_fire_) pool_.add_due_source(this);
+    if (workers_fire_) PoolAccess::add_due_source(pool_, this);
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -64,8 +67,8 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
       if (thread_.joinable()) {
         thread_.join();
         clock_.unsubscribe(clock_sub_);
-        pool_.remove_close_hook(pool_hook_);
-        if (workers_fire_) pool_.remove_due_source(this);
+        PoolAccess::remove_close_hook(pool_, pool_hook_);
+        if (workers_fire_) PoolAccess::remove_due_source(pool_, this);
       }
     }
     for (TimerNode* n : nodes) {
@@ -264,7 +267,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     }
     task->set_level(n->priority);
     try {
-      pool_.enqueue(task, Admission::overflow, {});
+      PoolAccess::enqueue_overflow(pool_, task);
     } catch (...) {
       // The pool discarded the ticket, which abandoned the node (its future is cancelled).
     }
@@ -273,7 +276,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   // fixed_rate: a run that started late covers every grid point up to its start; grid points
   // that pass while it runs are coalesced into one run at its end.
   void plan_next_locked(TimerNode* n, steady_time started_at, steady_time finished_at) TP_REQUIRES(mu_) {
-    if (n->mode == Every::fixed_delay) {
+    if (n->fixed_delay) {
       n->due = finished_at + n->interval;
       return;
     }
@@ -308,7 +311,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
   void wake_locked() TP_REQUIRES(mu_) {
     wake_ = true;
     cv_.notify_one();
-    if (workers_fire_ && !heap_.empty()) pool_.note_due(heap_.top()->due);
+    if (workers_fire_ && !heap_.empty()) PoolAccess::note_due(pool_, heap_.top()->due);
   }
   void wake() {
     MutexLock lk(mu_);

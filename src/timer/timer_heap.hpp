@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "taskpool/scheduler.hpp"
+#include "taskpool/detail/timer_node.hpp"
 
 namespace taskpool::detail {
 

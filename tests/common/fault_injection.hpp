@@ -1,5 +1,5 @@
 // tests/common/fault_injection.hpp — arming the pool's fault points and lifecycle hooks from a
-// test (the hooks are declared in taskpool/thread_pool.hpp), and a watchdog for tests whose
+// test (the hooks are declared in taskpool/detail/pool_hooks.hpp), and a watchdog for tests whose
 // failure mode is a hang.
 //
 // The fault state is process-wide: a test arms it only around code that uses its own pool, and the
@@ -18,7 +18,7 @@
 #include <thread>
 #include <utility>
 
-#include "taskpool/thread_pool.hpp"
+#include "taskpool/detail/pool_hooks.hpp"
 
 namespace taskpool::test {
 
