@@ -6,6 +6,10 @@
 //   auto cleanup = sched.schedule_every(1min, purge, {.mode = taskpool::Every::fixed_rate});
 //   sched.debounce("img-search:" + user, 60s, [=] { leave_image_mode(user); });  // sliding deadline
 //
+// One-shot forms take `when, f, args...` (the pool's convention for a single task: f(args...),
+// or f(stop_token, args...)); the pool priority a timed task runs at is an option
+// (SchedulerOptions::priority, Every::priority), not an argument.
+//
 // One timer thread keeps every pending timer in a binary heap (O(log n) insert, cancel and
 // reschedule; about 200 bytes per timer) and sleeps until the earliest is due. A due timer's task
 // is handed to the pool and runs there, never on the timer thread, so a slow task delays nothing
@@ -39,6 +43,7 @@
 // Shutdown: close() — or the pool's shutdown — cancels every pending timer (their futures become
 // cancelled). cancel() racing the timer firing runs the task at most once and returns true only
 // if it will not run.
+// The timer node and the engine's entry points are in taskpool/detail/timer_node.hpp.
 #pragma once
 
 #include <chrono>
