@@ -114,7 +114,16 @@ class ServeE2E : public taskpool::test::CliTest {
   }
   void stop_all(const std::vector<pid_t>& pids) {
     for (pid_t p : pids) kill(p, SIGTERM);
-    for (pid_t p : pids) EXPECT_EQ(wait_exit_within(p, 60s), 0);
+    bool ok = true;
+    for (pid_t p : pids) {
+      int rc = wait_exit_within(p, 60s);
+      EXPECT_EQ(rc, 0) << "daemon " << p;
+      ok = ok && rc == 0;
+    }
+    if (!ok) {
+      std::string log = log_text();
+      ADD_FAILURE() << "log tail:\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
+    }
   }
 };
 

@@ -1,5 +1,6 @@
 // tests/store_test.cpp — the durable task table (SQLite TaskStore).
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -786,6 +787,32 @@ TEST_F(StoreTest, ReadOnlyAndNoCreate) {
   EXPECT_EQ(reader->stats().waiting, 1);
   EXPECT_THROW(reader->add(memo()), StoreError);
   EXPECT_EQ(std::filesystem::file_size(path_), size);
+  reader.reset();
+  // A read-only file in a read-only directory (no -wal/-shm can be made there) can still be read:
+  // checked in a child that is not root (root ignores permissions).
+  std::filesystem::path ro_dir = dir_ / "ro";
+  std::filesystem::create_directories(ro_dir);
+  std::filesystem::copy_file(path_, ro_dir / "tasks.db");
+  chmod((ro_dir / "tasks.db").c_str(), 0444);
+  chmod(ro_dir.c_str(), 0555);
+  chmod(dir_.c_str(), 0755);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    try {
+      auto r = open_sqlite_store((ro_dir / "tasks.db").string(), ro);
+      _exit(r->list({}).size() == 1 && r->stats().waiting == 1 ? 0 : 1);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "read-only open: %s\n", e.what());
+      _exit(2);
+    }
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_FALSE(std::filesystem::exists(ro_dir / "tasks.db-wal"));
+  chmod(ro_dir.c_str(), 0755);
 }
 
 }  // namespace
