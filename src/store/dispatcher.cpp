@@ -35,6 +35,7 @@
 #include <sstream>
 #include <thread>
 
+#include "taskpool/detail/thread_annotations.hpp"
 #include "taskpool/dispatcher.hpp"
 
 namespace taskpool {
@@ -211,13 +212,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     return std::chrono::system_clock::now().time_since_epoch() - steady::now().time_since_epoch();
   }
 
-  void wake_locked() {
+  void wake_locked() TP_REQUIRES(mu) {
     woken = true;
     store.interrupt_wait();
   }
 
   // Claims that may start soon: free workers plus prefetch; never more than `batch` in flight.
-  std::size_t capacity_locked() const {
+  std::size_t capacity_locked() const TP_REQUIRES(mu) {
     if (flights.size() >= opts.batch) return 0;
     const std::size_t occupying = flights.size() - std::min(flights.size(), done.size());
     const std::size_t want = workers + opts.prefetch;
@@ -234,7 +235,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     bool check_pending = false, need_due = true, empty_claim = false;
     wall_time due = wall_time::max();  // earliest claimable exec_time; max: none
     auto last_offset = wall_offset();
-    std::unique_lock lk(mu);
+    detail::MutexLock lk(mu);
     while (!stopping || !flights.empty() || !done.empty()) {
       now = steady::now();
       // A wall-clock jump makes leases look expired (forward) or long (backward): give every
@@ -285,12 +286,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       if (now >= next_renew || (now >= next_recover && !stopping)) {
         workers = std::max<std::size_t>(1, pool.stats().max_threads);  // follows resize()
-        renew_locked(lk);
+        renew_locked();
         next_renew = steady::now() + opts.lease / 3;
         check_pending = false;
       }
       if (check_pending && now >= next_check) {
-        check_locked(lk);
+        check_locked();
         next_check = steady::now() + std::min(kCheckEvery, opts.poll_interval);
         check_pending = false;
       }
@@ -357,7 +358,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
-  void launch_locked(TaskRecord r) {
+  void launch_locked(TaskRecord r) TP_REQUIRES(mu) {
     auto f = std::make_shared<Flight>();
     f->rec = std::move(r);
     flights[f->key()] = f;
@@ -383,13 +384,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   // Gives the claim back, then drops the flight: stop() returns only after the row is released.
   void release_and_forget(const std::shared_ptr<Flight>& f, bool ran) {
     release(f, ran);
-    std::lock_guard lk(mu);
+    detail::MutexLock lk(mu);
     flights.erase(f->key());
     cv.notify_all();
     wake_locked();
   }
 
-  void revoke_locked(Flight& f, const char* why) {
+  void revoke_locked(Flight& f, const char* why) TP_REQUIRES(mu) {
     if (f.revoked) return;
     f.revoked = true;
     f.stop.request_stop();
@@ -397,7 +398,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         (f.started ? "; stopping its run" : "; it will not start"));
   }
 
-  std::vector<std::shared_ptr<Flight>> live_flights_locked() const {
+  std::vector<std::shared_ptr<Flight>> live_flights_locked() const TP_REQUIRES(mu) {
     std::vector<std::shared_ptr<Flight>> fs;
     for (auto& [k, f] : flights)
       if (!f->revoked) fs.push_back(f);
@@ -405,48 +406,48 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   }
 
   // Renews every live claim's lease; a claim that is gone is revoked (its run stop-requested).
-  void renew_locked(std::unique_lock<std::mutex>& lk) {
+  void renew_locked() TP_REQUIRES(mu) {
     auto fs = live_flights_locked();
     if (fs.empty()) return;
     std::vector<const TaskRecord*> recs;
     for (auto& f : fs) recs.push_back(&f->rec);
-    lk.unlock();
+    mu.unlock();  // the caller's lock is dropped around the store call and taken back
     std::vector<bool> ok;
     try {
       ok = store.renew_leases(recs, opts.lease);
     } catch (const std::exception& e) {
       log(std::string("lease renewal failed: ") + e.what() + "; retrying at the next renewal");
     }
-    lk.lock();
+    mu.lock();
     for (std::size_t i = 0; i < ok.size(); ++i)
       if (!ok[i]) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
   }
 
   // The read-only twin of renew_locked, run soon after any change to the database.
-  void check_locked(std::unique_lock<std::mutex>& lk) {
+  void check_locked() TP_REQUIRES(mu) {
     auto fs = live_flights_locked();
     if (fs.empty()) return;
     std::vector<const TaskRecord*> recs;
     for (auto& f : fs) recs.push_back(&f->rec);
-    lk.unlock();
+    mu.unlock();  // the caller's lock is dropped around the store call and taken back
     std::vector<bool> ok;
     try {
       ok = store.claims_held(recs);
     } catch (const std::exception&) {
       // The next renewal checks again.
     }
-    lk.lock();
+    mu.lock();
     for (std::size_t i = 0; i < ok.size(); ++i)
       if (!ok[i]) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
   }
 
   // Group start: the first run to arrive starts everything queued in one transaction.
   bool start(const std::shared_ptr<Flight>& f) {
-    std::unique_lock lk(mu);
+    detail::MutexLock lk(mu);
     starts.push_back(f);
     while (!f->start_result) {
       if (starting) {
-        start_cv.wait(lk);
+        start_cv.wait(lk.native());
         continue;
       }
       starting = true;
@@ -472,7 +473,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   void run(const std::shared_ptr<Flight>& f) {
     bool give_back;
     {
-      std::lock_guard lk(mu);
+      detail::MutexLock lk(mu);
       give_back = stopping || f->revoked;
     }
     if (give_back) {  // claimed but not started: give it back (or acknowledge the claim's end)
@@ -487,7 +488,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
     Handler h;
     {
-      std::unique_lock lk(mu);
+      detail::MutexLock lk(mu);
       if (stopping && f->stop.stop_requested()) {  // the grace period ended while it was starting
         lk.unlock();
         release_and_forget(f, true);
@@ -518,7 +519,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     // Group commit: queue the outcome; whoever finds no flush running records everything queued
     // in one transaction (one write transaction per task would cap throughput at the commit rate).
     {
-      std::lock_guard lk(mu);
+      detail::MutexLock lk(mu);
       f->finished = true;
       done.push_back({f, std::move(res), ms});
       if (flushing || steady::now() < commit_retry_at) return;  // the loop retries a failed commit
@@ -531,7 +532,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     for (;;) {
       std::vector<Done> batch;
       {
-        std::lock_guard lk(mu);
+        detail::MutexLock lk(mu);
         if (done.empty() || steady::now() < commit_retry_at) {
           flushing = false;
           return;
@@ -551,7 +552,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       try {
         recorded = store.complete_batch(items, opts.retry);
       } catch (const std::exception& e) {
-        std::lock_guard lk(mu);
+        detail::MutexLock lk(mu);
         auto now = steady::now();
         if (!commit_failing_since) commit_failing_since = now;
         if (stopping && now - *commit_failing_since > opts.lease) {
@@ -574,7 +575,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       bool retried = false;
       {
-        std::lock_guard lk(mu);
+        detail::MutexLock lk(mu);
         retried = commit_failing_since.has_value();
         commit_failing_since.reset();
         commit_backoff = milliseconds(50);
@@ -605,7 +606,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         }
         log(line);
       }
-      std::lock_guard lk(mu);
+      detail::MutexLock lk(mu);
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (!recorded[i]) {
           ++st.lost_leases;
@@ -625,22 +626,27 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   ThreadPool& pool;
   DispatcherOptions opts;
   const std::string host;  // host_key(): whose pids we can check
-  mutable std::mutex mu;   // guards everything below except `thread` and `stop_mu`
+  // mu guards the members below up to `thread`, and the flags of every Flight (not annotated:
+  // they live in the flights, which runs hold by shared_ptr).
+  mutable detail::Mutex mu;
   std::condition_variable cv, start_cv;
-  std::map<std::string, Handler, std::less<>> handlers;
-  std::map<Key, std::shared_ptr<Flight>> flights;
-  std::size_t workers = 1;  // the pool's thread bound, read at start and at each renewal
-  bool started = false, stopping = false, paused = false, woken = false;
-  std::vector<std::shared_ptr<Flight>> starts;  // runs waiting for the group start
-  bool starting = false;                        // a thread is running start_runs
-  std::vector<Done> done;                       // outcomes waiting to be recorded
-  bool flushing = false;                        // a thread is recording outcomes
-  steady::time_point commit_retry_at{};         // a failed commit is retried from then on
-  milliseconds commit_backoff{50};
-  std::optional<steady::time_point> commit_failing_since;
-  Stats st;
-  std::thread thread;
-  std::mutex stop_mu;  // serializes stop()
+  std::map<std::string, Handler, std::less<>> handlers TP_GUARDED_BY(mu);
+  std::map<Key, std::shared_ptr<Flight>> flights TP_GUARDED_BY(mu);
+  std::size_t workers TP_GUARDED_BY(mu) = 1;  // the pool's thread bound, read at start and at each renewal
+  bool started TP_GUARDED_BY(mu) = false;
+  bool stopping TP_GUARDED_BY(mu) = false;
+  bool paused TP_GUARDED_BY(mu) = false;
+  bool woken TP_GUARDED_BY(mu) = false;
+  std::vector<std::shared_ptr<Flight>> starts TP_GUARDED_BY(mu);  // runs waiting for the group start
+  bool starting TP_GUARDED_BY(mu) = false;                        // a thread is running start_runs
+  std::vector<Done> done TP_GUARDED_BY(mu);                       // outcomes waiting to be recorded
+  bool flushing TP_GUARDED_BY(mu) = false;                        // a thread is recording outcomes
+  steady::time_point commit_retry_at TP_GUARDED_BY(mu){};         // a failed commit is retried from then on
+  milliseconds commit_backoff TP_GUARDED_BY(mu){50};
+  std::optional<steady::time_point> commit_failing_since TP_GUARDED_BY(mu);
+  Stats st TP_GUARDED_BY(mu);
+  std::thread thread;  // started once by start() (under mu), joined by stop() (under stop_mu)
+  detail::Mutex stop_mu;  // serializes stop()
 };
 
 Dispatcher::Dispatcher(TaskStore& store, ThreadPool& pool, DispatcherOptions opts)
@@ -650,12 +656,12 @@ Dispatcher::~Dispatcher() { stop(std::chrono::milliseconds(0)); }
 
 void Dispatcher::handle(std::string name, Handler h) {
   if (name.empty()) throw std::invalid_argument("taskpool::Dispatcher::handle: empty handler name");
-  std::lock_guard lk(impl_->mu);
+  detail::MutexLock lk(impl_->mu);
   impl_->handlers[std::move(name)] = std::move(h);
 }
 
 void Dispatcher::start() {
-  std::lock_guard lk(impl_->mu);
+  detail::MutexLock lk(impl_->mu);
   if (impl_->started) return;
   impl_->started = true;
   impl_->workers = std::max<std::size_t>(1, impl_->pool.stats().max_threads);
@@ -665,8 +671,8 @@ void Dispatcher::start() {
 
 void Dispatcher::stop(std::chrono::milliseconds grace) {
   auto& m = *impl_;
-  std::lock_guard stop_lk(m.stop_mu);
-  std::unique_lock lk(m.mu);
+  detail::MutexLock stop_lk(m.stop_mu);
+  detail::MutexLock lk(m.mu);
   if (!m.started || m.stopping) {
     if (m.thread.joinable()) {
       lk.unlock();
@@ -677,12 +683,12 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   m.stopping = true;
   m.cv.notify_all();
   m.wake_locked();
-  if (!m.cv.wait_for(lk, grace, [&] { return m.flights.empty(); })) {
+  if (!m.cv.wait_for(lk.native(), grace, [&]() TP_REQUIRES(m.mu) { return m.flights.empty(); })) {
     for (auto& [key, f] : m.flights) {
       if (f->started && !f->finished) f->shutdown_stop = true;  // its failure now is ours, not the task's
       f->stop.request_stop();
     }
-    m.cv.wait(lk, [&] { return m.flights.empty(); });
+    m.cv.wait(lk.native(), [&]() TP_REQUIRES(m.mu) { return m.flights.empty(); });
   }
   lk.unlock();
   m.store.interrupt_wait();
@@ -690,17 +696,17 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
 }
 
 void Dispatcher::pause() {
-  std::lock_guard lk(impl_->mu);
+  detail::MutexLock lk(impl_->mu);
   impl_->paused = true;
 }
 void Dispatcher::resume() {
-  std::lock_guard lk(impl_->mu);
+  detail::MutexLock lk(impl_->mu);
   impl_->paused = false;
   impl_->wake_locked();
   impl_->cv.notify_all();
 }
 void Dispatcher::wake() {
-  std::lock_guard lk(impl_->mu);
+  detail::MutexLock lk(impl_->mu);
   impl_->wake_locked();
   impl_->cv.notify_all();
 }
@@ -710,7 +716,7 @@ std::int64_t Dispatcher::add(const NewTask& t) {
   return id;
 }
 Dispatcher::Stats Dispatcher::stats() const {
-  std::lock_guard lk(impl_->mu);
+  detail::MutexLock lk(impl_->mu);
   Stats s = impl_->st;
   s.in_flight = impl_->flights.size();
   return s;

@@ -49,6 +49,7 @@
 #include <thread>
 
 #include "store/sqlite/sqlite.hpp"
+#include "taskpool/detail/thread_annotations.hpp"
 #include "store/task_rules.hpp"
 
 namespace taskpool {
@@ -175,6 +176,7 @@ TaskRecord read_record(const Stmt& s) {
 class SqliteTaskStore final : public TaskStore {
  public:
   SqliteTaskStore(const std::string& path, const SqliteOptions& opts) : read_only_(opts.read_only) {
+    detail::MutexLock lk(mu_);  // nobody else can see the store yet; held so the helpers' contracts hold
     namespace fs = std::filesystem;
     std::error_code ec;
     const bool exists = fs::exists(path, ec);
@@ -194,8 +196,8 @@ class SqliteTaskStore final : public TaskStore {
           check_schema(path, opts);
         }
       } else {
-        retry_busy(opts.busy_timeout, [&] { check_schema(path, opts); });
-        retry_busy(opts.busy_timeout, [&] { enable_wal(); });
+        retry_busy(opts.busy_timeout, [&]() TP_REQUIRES(mu_) { check_schema(path, opts); });
+        retry_busy(opts.busy_timeout, [&]() TP_REQUIRES(mu_) { enable_wal(); });
         exec("PRAGMA synchronous=NORMAL");
       }
       prepare();
@@ -207,13 +209,16 @@ class SqliteTaskStore final : public TaskStore {
     }
   }
   ~SqliteTaskStore() override {
-    close_db();
+    {
+      detail::MutexLock lk(mu_);
+      close_db();
+    }
     if (inotify_fd_ >= 0) ::close(inotify_fd_);
     if (event_fd_ >= 0) ::close(event_fd_);
   }
 
   std::int64_t add(const NewTask& t) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     validate_locked(t);
     Tx tx(*this);
     std::int64_t id = insert_locked(t, now_ms());
@@ -222,7 +227,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<std::int64_t> add_batch(const std::vector<NewTask>& ts) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     for (const NewTask& t : ts) validate_locked(t);
     Tx tx(*this);
     std::vector<std::int64_t> ids;
@@ -234,12 +239,12 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::optional<TaskRecord> get(std::int64_t id) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     return get_locked(id);
   }
 
   void scan(const ListQuery& q, const std::function<bool(const TaskRecord&)>& each) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     StmtScope s(stmts_.list);
     if (q.status) {
       s->bind(1, to_string(*q.status));
@@ -252,7 +257,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   bool cancel(std::int64_t id) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     auto cur = get_locked(id);
     if (!cur || (cur->status != TaskStatus::waiting && cur->status != TaskStatus::running)) return false;
@@ -267,7 +272,7 @@ class SqliteTaskStore final : public TaskStore {
 
   bool extend(std::int64_t id, std::chrono::milliseconds by) override {
     check_duration(by, "extend: the duration");
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     StmtScope q(stmts_.waiting_time);
     q->bind(1, id);
@@ -282,7 +287,7 @@ class SqliteTaskStore final : public TaskStore {
 
   bool reschedule(std::int64_t id, wall_time at) override {
     check_time(at, "exec_time");
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     StmtScope q(stmts_.waiting_time);
     q->bind(1, id);
@@ -294,7 +299,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   bool retry(std::int64_t id) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     StmtScope s(stmts_.retry);
     std::int64_t now = now_ms();
     s->bind(1, now).bind(2, id);
@@ -309,7 +314,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<TaskRecord> claim_due(std::string_view owner, std::size_t limit, std::chrono::milliseconds lease) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     std::int64_t now = now_ms();
     // Highest level first; within a level, earliest exec_time then id: one index range per level.
@@ -346,7 +351,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<bool> start_runs(const std::vector<TaskRecord*>& claims) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     std::vector<bool> out(claims.size(), false);
     if (claims.empty()) return out;
     Tx tx(*this);
@@ -364,7 +369,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<bool> renew_leases(const std::vector<const TaskRecord*>& claims, std::chrono::milliseconds lease) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     std::vector<bool> out(claims.size(), false);
     if (claims.empty()) return out;
     Tx tx(*this);
@@ -380,7 +385,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<bool> claims_held(const std::vector<const TaskRecord*>& claims) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     std::vector<bool> out(claims.size(), false);
     for (std::size_t i = 0; i < claims.size(); ++i) {
       StmtScope s(stmts_.held);
@@ -391,7 +396,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   bool complete(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     bool ok = complete_locked(claimed, outcome, retry);
     tx.commit();
@@ -399,7 +404,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     std::vector<bool> out;
     out.reserve(items.size());
@@ -409,7 +414,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   bool release(const TaskRecord& claimed, bool started) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     auto row = claim_row_locked(claimed);
     if (!row) return false;
@@ -426,7 +431,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::size_t recover(const std::function<OwnerState(std::string_view)>& owner_state) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     const std::int64_t now = now_ms();
     std::string dead = "[", alive = "[";
@@ -456,7 +461,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::optional<wall_time> next_due() override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     return next_due_locked();
   }
 
@@ -468,7 +473,7 @@ class SqliteTaskStore final : public TaskStore {
     int settle = 0;
     for (;;) {
       {
-        std::lock_guard lk(mu_);
+        detail::MutexLock lk(mu_);
         std::uint64_t v = version_locked();
         if (v != seen_version_) {
           seen_version_ = v;
@@ -499,7 +504,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<Report> reports(bool unacked_only, std::size_t limit) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     StmtScope s(stmts_.reports);
     s->bind(1, unacked_only ? 1 : 0).bind(2, static_cast<std::int64_t>(limit));
     std::vector<Report> out;
@@ -520,7 +525,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::size_t ack_reports(const std::vector<std::int64_t>& ids) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     std::size_t n = 0;
     std::int64_t now = now_ms();
@@ -534,7 +539,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::size_t prune(std::chrono::milliseconds retention) override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
     std::int64_t cutoff = now_ms() - retention.count();
     StmtScope a(stmts_.prune_tasks);
@@ -547,7 +552,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   StoreStats stats() override {
-    std::lock_guard lk(mu_);
+    detail::MutexLock lk(mu_);
     StoreStats st;
     StmtScope s(stmts_.counts);
     while (s->step()) {
@@ -573,14 +578,16 @@ class SqliteTaskStore final : public TaskStore {
 
  private:
   // BEGIN IMMEDIATE ... COMMIT; rolls back when destroyed uncommitted (nothing half-written).
+  // Lives only inside a store call that holds mu_ (each member requires it).
   class Tx {
    public:
-    explicit Tx(SqliteTaskStore& s, const char* begin = "BEGIN IMMEDIATE") : s_(s) { s_.exec(begin); }
-    void commit() {
+    explicit Tx(SqliteTaskStore& s, const char* begin = "BEGIN IMMEDIATE") TP_REQUIRES(s.mu_) : s_(s) { s_.exec(begin); }
+    // Not annotated: the analysis cannot tie s_ to the store whose lock the constructor required.
+    void commit() TP_NO_THREAD_SAFETY_ANALYSIS {
       s_.exec("COMMIT");
       done_ = true;
     }
-    ~Tx() {
+    ~Tx() TP_NO_THREAD_SAFETY_ANALYSIS {  // as commit(); the caller's lock outlives the Tx
       if (!done_) sqlite3_exec(s_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
     }
 
@@ -589,7 +596,7 @@ class SqliteTaskStore final : public TaskStore {
     bool done_ = false;
   };
 
-  void open(const std::string& path, const SqliteOptions& opts, bool immutable) {
+  void open(const std::string& path, const SqliteOptions& opts, bool immutable) TP_REQUIRES(mu_) {
     int flags = (read_only_ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | (opts.create ? SQLITE_OPEN_CREATE : 0)) |
                 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
     // As a URI (so immutable=1 can be said); '?' and '#' in a file name must then be escaped.
@@ -614,7 +621,7 @@ class SqliteTaskStore final : public TaskStore {
     sqlite3_extended_result_codes(db_, 1);
   }
 
-  void close_db() noexcept {
+  void close_db() noexcept TP_REQUIRES(mu_) {
     stmts_ = {};
     if (db_) sqlite3_close(db_);
     db_ = nullptr;
@@ -623,7 +630,7 @@ class SqliteTaskStore final : public TaskStore {
   // Runs f, retrying while it fails for a lock held by another process (opening a new file
   // races with its creator and with the WAL switch), until `budget` has passed.
   template <class F>
-  void retry_busy(std::chrono::milliseconds budget, F&& f) {
+  void retry_busy(std::chrono::milliseconds budget, F&& f) TP_REQUIRES(mu_) {
     const auto deadline = std::chrono::steady_clock::now() + budget;
     std::minstd_rand rng(static_cast<unsigned>(::getpid()));
     for (int attempt = 0;; ++attempt) {
@@ -637,7 +644,7 @@ class SqliteTaskStore final : public TaskStore {
     }
   }
 
-  void exec(const char* sql) {
+  void exec(const char* sql) TP_REQUIRES(mu_) {
     char* err = nullptr;
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
     if (rc != SQLITE_OK) {
@@ -646,7 +653,7 @@ class SqliteTaskStore final : public TaskStore {
       throw SqliteError("taskpool store: " + detail, sqlite3_extended_errcode(db_), detail);
     }
   }
-  std::int64_t pragma_int(const char* sql) {
+  std::int64_t pragma_int(const char* sql) TP_REQUIRES(mu_) {
     Stmt s(db_, sql);
     return s.step() ? s.i64(0) : 0;
   }
@@ -654,7 +661,7 @@ class SqliteTaskStore final : public TaskStore {
   struct Identity {
     std::int64_t app = 0, version = 0, tables = 0;
   };
-  Identity read_identity() {
+  Identity read_identity() TP_REQUIRES(mu_) {
     return {pragma_int("PRAGMA application_id"), pragma_int("PRAGMA user_version"),
             pragma_int("SELECT count(*) FROM sqlite_master")};
   }
@@ -674,7 +681,7 @@ class SqliteTaskStore final : public TaskStore {
     return true;
   }
 
-  void check_schema(const std::string& path, const SqliteOptions& opts) {
+  void check_schema(const std::string& path, const SqliteOptions& opts) TP_REQUIRES(mu_) {
     // The three values in one read transaction: a consistent snapshot, never half a creation.
     Identity id;
     try {
@@ -701,7 +708,7 @@ class SqliteTaskStore final : public TaskStore {
     tx.commit();
   }
 
-  void enable_wal() {
+  void enable_wal() TP_REQUIRES(mu_) {
     // WAL is persistent in the file: once one process switched it, this is a no-op. While
     // another connection holds a lock the switch answers the old mode: retried as busy.
     Stmt s(db_, "PRAGMA journal_mode=WAL");
@@ -749,14 +756,14 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   // Moves whenever any connection commits: data_version for the others, total changes for ours.
-  std::uint64_t version_locked() {
+  std::uint64_t version_locked() TP_REQUIRES(mu_) {
     StmtScope s(stmts_.data_version);
     s->step();
     return static_cast<std::uint64_t>(s->i64(0)) + static_cast<std::uint64_t>(sqlite3_total_changes64(db_));
   }
 
-  void prepare() {
-    auto p = [&](const std::string& sql) { return Stmt(db_, sql); };
+  void prepare() TP_REQUIRES(mu_) {
+    auto p = [&](const std::string& sql) TP_REQUIRES(mu_) { return Stmt(db_, sql); };
     const std::string cols = kCols;
     stmts_.insert = p(
         "INSERT INTO tasks (creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, "
@@ -853,13 +860,13 @@ class SqliteTaskStore final : public TaskStore {
     std::int64_t revision, exec_time;
   };
   // The row as `claimed` left it, or nullopt when another claim has been made since.
-  std::optional<ClaimRow> claim_row_locked(const TaskRecord& claimed) {
+  std::optional<ClaimRow> claim_row_locked(const TaskRecord& claimed) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.claim_row);
     s->bind(1, claimed.id).bind(2, claimed.claim_token);
     if (!s->step()) return std::nullopt;
     return ClaimRow{s->i64(0) != 0, s->i64(1) != 0, s->i64(2), s->i64(3)};
   }
-  void clear_lease_locked(const TaskRecord& claimed) {
+  void clear_lease_locked(const TaskRecord& claimed) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.clear_lease);
     s->bind(1, claimed.id).bind(2, claimed.claim_token).run();
   }
@@ -868,7 +875,7 @@ class SqliteTaskStore final : public TaskStore {
   // depends on (attempts, max_attempts, repeat_every) cannot change while the row is running
   // under our claim, so the claimed copy is current; what an upsert may change meanwhile
   // (exec_time, payload) is detected by the revision.
-  bool complete_locked(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) {
+  bool complete_locked(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) TP_REQUIRES(mu_) {
     auto row = claim_row_locked(claimed);
     if (!row) return false;
     if (!row->running) {  // cancelled while running: acknowledge the end, record nothing
@@ -926,7 +933,7 @@ class SqliteTaskStore final : public TaskStore {
     return true;
   }
 
-  void fail_malformed_locked(std::int64_t now) {
+  void fail_malformed_locked(std::int64_t now) TP_REQUIRES(mu_) {
     for (Stmt* st : {&stmts_.fail_late, &stmts_.fail_early}) {
       StmtScope s(*st);
       s->bind(1, now);
@@ -939,12 +946,12 @@ class SqliteTaskStore final : public TaskStore {
     }
   }
 
-  void set_time_locked(std::int64_t id, std::int64_t at) {
+  void set_time_locked(std::int64_t id, std::int64_t at) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.set_time);
     s->bind(1, at).bind(2, now_ms()).bind(3, id).run();
   }
 
-  void validate_locked(const NewTask& t) {
+  void validate_locked(const NewTask& t) TP_REQUIRES(mu_) {
     store::validate(t);
     if (t.exec_time) check_time(*t.exec_time, "exec_time");
     if (t.repeat_every) check_duration(*t.repeat_every, "repeat_every");
@@ -953,7 +960,7 @@ class SqliteTaskStore final : public TaskStore {
     if (!s->step() || s->i64(0) != 1) throw std::invalid_argument("payload is not valid JSON");
   }
 
-  std::int64_t insert_locked(const NewTask& t, std::int64_t now) {
+  std::int64_t insert_locked(const NewTask& t, std::int64_t now) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.insert);
     s->bind(1, t.creator_id).bind(2, t.group_id).bind(3, t.task_type).bind(4, t.by_plugin).bind(5, t.exec_task);
     s->bind(6, t.payload).bind(7, now).bind(8, t.exec_time ? to_ms(*t.exec_time) : now).bind(9, t.task_level);
@@ -978,14 +985,14 @@ class SqliteTaskStore final : public TaskStore {
     return s->i64(0);
   }
 
-  std::optional<TaskRecord> get_locked(std::int64_t id) {
+  std::optional<TaskRecord> get_locked(std::int64_t id) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.get);
     s->bind(1, id);
     if (!s->step()) return std::nullopt;
     return read_record(*s);
   }
 
-  std::optional<wall_time> next_due_locked() {
+  std::optional<wall_time> next_due_locked() TP_REQUIRES(mu_) {
     StmtScope s(stmts_.next_due);
     s->bind(1, kMaxTimeMs - 1);
     if (!s->step() || s->is_null(0)) return std::nullopt;
@@ -993,13 +1000,13 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   void write_report_locked(const TaskRecord& t, TaskStatus status, const std::optional<std::string>& result,
-                           const std::optional<std::string>& error, std::int64_t now) {
+                           const std::optional<std::string>& error, std::int64_t now) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.report);
     s->bind(1, t.id).bind(2, report_user(t)).bind(3, report_group(t)).bind(4, to_string(status));
     s->bind(5, result).bind(6, error).bind(7, now).run();
   }
 
-  std::int64_t backoff(int attempts, const RetryPolicy& p) {
+  std::int64_t backoff(int attempts, const RetryPolicy& p) TP_REQUIRES(mu_) {
     std::uniform_real_distribution<double> u(-1.0, 1.0);
     return backoff_ms(attempts, p, u(rng_));
   }
@@ -1028,11 +1035,11 @@ class SqliteTaskStore final : public TaskStore {
   };
 
   const bool read_only_;
-  std::mutex mu_;  // guards db_, stmts_, rng_, seen_version_
-  sqlite3* db_ = nullptr;
-  Statements stmts_;
-  std::mt19937_64 rng_{std::random_device{}()};
-  std::uint64_t seen_version_ = 0;  // the version wait_for_change last reported
+  detail::Mutex mu_;
+  sqlite3* db_ TP_GUARDED_BY(mu_) = nullptr;
+  Statements stmts_ TP_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ TP_GUARDED_BY(mu_){std::random_device{}()};
+  std::uint64_t seen_version_ TP_GUARDED_BY(mu_) = 0;  // the version wait_for_change last reported
   // Set once in the constructor, then only read; the fds are used without mu_ (wait_for_change
   // sleeps in poll without holding the store's lock).
   int inotify_fd_ = -1, event_fd_ = -1;
