@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -479,6 +480,41 @@ TEST_F(DispatcherTest, LogShowsFirstLineNeverPayload) {
   EXPECT_NE(all.find(": hello from taskpool\n"), std::string::npos) << all;
   EXPECT_NE(all.find("exec: exit code 3: oops\n"), std::string::npos) << all;
   EXPECT_EQ(all.find("hunter2"), std::string::npos) << all;
+}
+
+// Invariant: a dispatcher stopping while a run goes on past a lease period waits for it without
+// spinning (a regression: recovery is skipped while stopping, and its stale deadline made the loop
+// spin holding its lock, starving the run's completion). Checked by the CPU the process used.
+TEST_F(DispatcherTest, StopWaitsWithoutSpinning) {
+  ThreadPool pool(1);
+  auto o = fast();
+  o.lease = kMinLease;
+  Dispatcher d(*store_, pool, o);
+  test::Gate gate;
+  test::Arrivals started;
+  d.handle("long", [&](const TaskContext&) -> std::string {
+    started.arrive();
+    gate.wait();
+    return "ok";
+  });
+  d.start();
+  auto id = d.add(task("long"));
+  started.wait_for(1);
+  std::thread stopper([&] { d.stop(60s); });
+  auto cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  };
+  const double cpu0 = cpu();
+  auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(2500ms);  // past a lease period while stopping (the window measured)
+  const double window = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double used = cpu() - cpu0;
+  gate.open();
+  stopper.join();
+  EXPECT_LT(used, window / 2) << "the process used " << used << " s of CPU in " << window << " s while stopping";
+  EXPECT_EQ(store_->get(id)->status, TaskStatus::done);
 }
 
 }  // namespace

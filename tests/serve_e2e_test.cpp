@@ -116,7 +116,18 @@ class ServeE2E : public taskpool::test::CliTest {
     for (pid_t p : pids) kill(p, SIGTERM);
     bool ok = true;
     for (pid_t p : pids) {
-      int rc = wait_exit_within(p, 60s);
+      int status = 0;
+      bool ended = taskpool::test::eventually(
+          [&] {
+            std::this_thread::sleep_for(5ms);
+            return waitpid(p, &status, WNOHANG) == p;
+          },
+          60s);
+      if (!ended && std::getenv("TASKPOOL_E2E_GDB")) {  // diagnosis: where is it stuck?
+        std::string cmd = "gdb -p " + std::to_string(p) + " -batch -ex 'thread apply all bt' 2>&1 | grep -E '^#|^Thread' | head -150";
+        [[maybe_unused]] int r = std::system(cmd.c_str());
+      }
+      int rc = ended ? (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) : wait_exit_within(p, 1s);
       EXPECT_EQ(rc, 0) << "daemon " << p;
       ok = ok && rc == 0;
     }

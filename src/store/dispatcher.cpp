@@ -328,7 +328,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       if (stopping && flights.empty() && done.empty()) break;
       now = steady::now();
-      auto deadline = std::min({now + opts.poll_interval, next_renew, next_recover});
+      // Every deadline here must lie ahead of `now` unless the step it stands for runs on the
+      // next pass (recovery does not run while stopping: a stale next_recover would spin).
+      auto deadline = std::min(now + opts.poll_interval, next_renew);
+      if (!stopping) deadline = std::min(deadline, next_recover);
       if (check_pending) deadline = std::min(deadline, next_check);
       if (!done.empty() && !flushing) deadline = std::min(deadline, commit_retry_at);
       if (due != wall_time::max() && claiming && capacity_locked() > 0) {
