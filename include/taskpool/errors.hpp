@@ -31,13 +31,14 @@ class PoolClosed : public Error {
   PoolClosed() : Error("taskpool: pool is closed") {}
 };
 
-// on_thread_start threw: the pool is unusable. cause() is the initializer's exception.
-class BrokenPool : public Error {
+// An error caused by another exception, kept in cause() (its message is part of what()).
+class CausedError : public Error {
  public:
-  explicit BrokenPool(std::exception_ptr cause)
-      : Error("taskpool: pool is broken (a thread initializer threw: " + describe(cause) + ")"),
-        cause_(std::move(cause)) {}
   const std::exception_ptr& cause() const noexcept { return cause_; }
+
+ protected:
+  CausedError(const std::string& what, std::exception_ptr cause)
+      : Error(what + " (" + describe(cause) + ")"), cause_(std::move(cause)) {}
 
  private:
   static std::string describe(const std::exception_ptr& e) {
@@ -53,29 +54,22 @@ class BrokenPool : public Error {
   std::exception_ptr cause_;
 };
 
+// on_thread_start threw: the pool is unusable. cause() is the initializer's exception.
+class BrokenPool : public CausedError {
+ public:
+  explicit BrokenPool(std::exception_ptr cause)
+      : CausedError("taskpool: pool is broken: a thread initializer threw", std::move(cause)) {}
+};
+
 // No worker thread could be started (thread creation failed, e.g. pthread_create with EAGAIN under
 // a process or cgroup limit, or no memory for the thread). Thrown by the ThreadPool constructor
 // when it cannot start min_threads threads, by resize() when it cannot reach the new minimum, and
 // by a submission to a pool with no live thread that cannot start one: that task was not queued.
 // cause() is the exception thread creation raised.
-class ThreadStartFailed : public Error {
+class ThreadStartFailed : public CausedError {
  public:
   explicit ThreadStartFailed(std::exception_ptr cause)
-      : Error("taskpool: could not start a worker thread (" + describe(cause) + ")"), cause_(std::move(cause)) {}
-  const std::exception_ptr& cause() const noexcept { return cause_; }
-
- private:
-  static std::string describe(const std::exception_ptr& e) {
-    try {
-      if (e) std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      return ex.what();
-    } catch (...) {
-      return "non-standard exception";
-    }
-    return "unknown";
-  }
-  std::exception_ptr cause_;
+      : CausedError("taskpool: could not start a worker thread", std::move(cause)) {}
 };
 
 // get() on a future whose task was cancelled before it ran.

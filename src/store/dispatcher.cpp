@@ -286,12 +286,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       if (now >= next_renew || (now >= next_recover && !stopping)) {
         workers = std::max<std::size_t>(1, pool.stats().max_threads);  // follows resize()
-        renew_locked();
+        verify_claims_locked(true);
         next_renew = steady::now() + opts.lease / 3;
         check_pending = false;
       }
       if (check_pending && now >= next_check) {
-        check_locked();
+        verify_claims_locked(false);
         next_check = steady::now() + std::min(kCheckEvery, opts.poll_interval);
         check_pending = false;
       }
@@ -408,8 +408,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     return fs;
   }
 
-  // Renews every live claim's lease; a claim that is gone is revoked (its run stop-requested).
-  void renew_locked() TP_REQUIRES(mu) {
+  // Checks that every live claim is still ours (renew: and extends its lease, every lease/3;
+  // otherwise read-only, soon after any change to the database). A claim that is gone is
+  // revoked: its run is stop-requested, or it never starts.
+  void verify_claims_locked(bool renew) TP_REQUIRES(mu) {
     auto fs = live_flights_locked();
     if (fs.empty()) return;
     std::vector<const TaskRecord*> recs;
@@ -417,27 +419,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     mu.unlock();  // the caller's lock is dropped around the store call and taken back
     std::vector<bool> ok;
     try {
-      ok = store.renew_leases(recs, opts.lease);
+      ok = renew ? store.renew_leases(recs, opts.lease) : store.claims_held(recs);
     } catch (const std::exception& e) {
-      log(std::string("lease renewal failed: ") + e.what() + "; retrying at the next renewal");
-    }
-    mu.lock();
-    for (std::size_t i = 0; i < ok.size(); ++i)
-      if (!ok[i]) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
-  }
-
-  // The read-only twin of renew_locked, run soon after any change to the database.
-  void check_locked() TP_REQUIRES(mu) {
-    auto fs = live_flights_locked();
-    if (fs.empty()) return;
-    std::vector<const TaskRecord*> recs;
-    for (auto& f : fs) recs.push_back(&f->rec);
-    mu.unlock();  // the caller's lock is dropped around the store call and taken back
-    std::vector<bool> ok;
-    try {
-      ok = store.claims_held(recs);
-    } catch (const std::exception&) {
-      // The next renewal checks again.
+      // The next renewal tries again.
+      if (renew) log(std::string("lease renewal failed: ") + e.what() + "; retrying at the next renewal");
     }
     mu.lock();
     for (std::size_t i = 0; i < ok.size(); ++i)
