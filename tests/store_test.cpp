@@ -215,7 +215,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP INDEX tasks_due; CREATE INDEX tasks_due ON tasks (task_status, exec_time); "
-                         "DROP INDEX tasks_leased; ALTER TABLE tasks DROP COLUMN planned_time; "
+                         "DROP INDEX tasks_ending; ALTER TABLE tasks DROP COLUMN planned_time; "
                          "ALTER TABLE tasks DROP COLUMN claim_token; ALTER TABLE tasks DROP COLUMN revision; "
                          "ALTER TABLE tasks DROP COLUMN report_on; PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),

@@ -209,6 +209,13 @@ class TaskStore {
     RunResult outcome;
   };
   virtual std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) = 0;
+  // complete_batch(items) and start_runs(start) in one transaction: a dispatcher recording the
+  // runs that just freed workers starts the claims those workers take next in the same commit.
+  struct CommitResult {
+    std::vector<bool> recorded, started;
+  };
+  virtual CommitResult commit(const std::vector<Completion>& items, const RetryPolicy& retry,
+                              const std::vector<TaskRecord*>& start) = 0;
   // Gives a claim back unrun: running -> waiting; `started` says whether start_runs counted an
   // attempt (then uncounted). For a claim no longer held it only clears a lease that still
   // names it. False if the row was not running under this claim.

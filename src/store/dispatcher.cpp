@@ -9,9 +9,12 @@
 //    ending, and the two must not share an entry.
 //  - The loop claims about what can start soon: the pool's threads plus `prefetch`, minus the
 //    claims that still occupy a worker, so a second daemon gets its share of the work.
-//  - A run starts through start_runs (group start: runs that reach a worker together are started
-//    in one transaction), which counts the attempt and refuses a claim cancelled or taken over
-//    while it was queued: such a run never starts.
+//  - A run starts through start_runs, which counts the attempt and refuses a claim cancelled or
+//    taken over while it was queued: such a run never starts. To keep a run at one commit, the
+//    thread recording outcomes starts, in the same transaction, as many queued claims as runs it
+//    records (each freed a worker that takes the next claim); a run started so skips its own
+//    start; one that finds none starts through a group start (runs reaching workers together
+//    share a transaction).
 //  - The loop sleeps in the store's wait_for_change (woken by any process's commit, or by
 //    interrupt_wait from wake()/stop()/a recorded outcome). After a change it checks its claims
 //    (at most every kCheckEvery), so a cancel reaches its run within a fraction of a second;
@@ -24,6 +27,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -165,6 +169,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     bool finished = false;       // its outcome is queued in `done`
     bool shutdown_stop = false;  // stop-requested by stop() after its grace period, while running
     std::optional<bool> start_result;
+    bool prestarting = false;  // a flusher is starting it ahead (see flush)
+    bool prestarted = false;   // its attempt was counted ahead: its run skips the start
     Key key() const { return {rec.id, rec.claim_token}; }
   };
   struct Done {
@@ -365,14 +371,30 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     auto f = std::make_shared<Flight>();
     f->rec = std::move(r);
     flights[f->key()] = f;
+    const QueueKey qk{-f->rec.task_level, ++launches};
+    queued.emplace(qk, f);
     ++st.claimed;
     try {
-      pool.post(Priority{f->rec.task_level}, [self = shared_from_this(), f] { self->run(f); });
+      // One pool task per claim, at its level; it runs whichever claim is first in `queued`, so
+      // "the claim the next free worker runs" is known exactly (see flush).
+      pool.post(Priority{f->rec.task_level}, [self = shared_from_this()] { self->run_next(); });
     } catch (const std::exception& e) {
       flights.erase(f->key());
+      queued.erase(qk);
       log("task " + std::to_string(f->rec.id) + " released: " + e.what());
       release(f, false);
     }
+  }
+
+  void run_next() {
+    std::shared_ptr<Flight> f;
+    {
+      detail::MutexLock lk(mu);
+      if (queued.empty()) return;  // cannot happen: one pool task per queued claim
+      f = queued.begin()->second;
+      queued.erase(queued.begin());
+    }
+    run(f);
   }
 
   void release(const std::shared_ptr<Flight>& f, bool ran) {
@@ -459,16 +481,18 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   }
 
   void run(const std::shared_ptr<Flight>& f) {
-    bool give_back;
+    bool give_back, prestarted;
     {
       detail::MutexLock lk(mu);
+      while (f->prestarting) start_cv.wait(lk.native());
       give_back = stopping || f->revoked;
+      prestarted = f->prestarted;
     }
     if (give_back) {  // claimed but not started: give it back (or acknowledge the claim's end)
-      release_and_forget(f, false);
+      release_and_forget(f, prestarted);
       return;
     }
-    if (!start(f)) {
+    if (!prestarted && !start(f)) {
       log("task " + std::to_string(f->rec.id) + " " + f->rec.handler() +
           " not started: no longer claimed (cancelled or taken over while queued)");
       release_and_forget(f, false);  // acknowledges the claim's end, clearing its lease
@@ -519,6 +543,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   void flush() {
     for (;;) {
       std::vector<Done> batch;
+      std::vector<std::shared_ptr<Flight>> ahead;  // queued claims this commit starts ahead
       {
         detail::MutexLock lk(mu);
         if (done.empty() || steady::now() < commit_retry_at) {
@@ -526,7 +551,20 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
           return;
         }
         batch.swap(done);
+        // Each recorded run freed a worker, which takes the next queued claim: start that many
+        // (the first in `queued`, the order runs take them) in the same transaction, so a run
+        // costs about one commit, not two. (Starting more ahead would show attempts counted for
+        // claims that still wait for a worker.)
+        if (!stopping)
+          for (auto& [k, q] : queued) {
+            if (ahead.size() >= batch.size()) break;
+            if (q->revoked || q->prestarted || q->prestarting) continue;
+            q->prestarting = true;
+            ahead.push_back(q);
+          }
       }
+      std::vector<TaskRecord*> ahead_recs;
+      for (auto& a : ahead) ahead_recs.push_back(&a->rec);
       std::vector<TaskStore::Completion> items;
       items.reserve(batch.size());
       for (auto& d : batch) {
@@ -538,9 +576,22 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       }
       std::vector<bool> recorded;
       try {
-        recorded = store.complete_batch(items, opts.retry);
+        auto res = store.commit(items, opts.retry, ahead_recs);
+        recorded = std::move(res.recorded);
+        detail::MutexLock lk(mu);
+        for (std::size_t i = 0; i < ahead.size(); ++i) {
+          ahead[i]->prestarting = false;
+          if (res.started[i]) {
+            ahead[i]->prestarted = true;
+          } else {
+            revoke_locked(*ahead[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
+          }
+        }
+        start_cv.notify_all();
       } catch (const std::exception& e) {
         detail::MutexLock lk(mu);
+        for (auto& a : ahead) a->prestarting = false;  // their runs start themselves
+        start_cv.notify_all();
         auto now = steady::now();
         if (!commit_failing_since) commit_failing_since = now;
         if (stopping && now - *commit_failing_since > opts.lease) {
@@ -626,6 +677,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   bool paused TP_GUARDED_BY(mu) = false;
   bool woken TP_GUARDED_BY(mu) = false;
   std::vector<std::shared_ptr<Flight>> starts TP_GUARDED_BY(mu);  // runs waiting for the group start
+  // Launched claims whose runs have not begun, in the order they run: level, then claim order.
+  using QueueKey = std::pair<int, std::uint64_t>;  // (-task_level, launch number)
+  std::map<QueueKey, std::shared_ptr<Flight>> queued TP_GUARDED_BY(mu);
+  std::uint64_t launches TP_GUARDED_BY(mu) = 0;
   bool starting TP_GUARDED_BY(mu) = false;                        // a thread is running start_runs
   std::vector<Done> done TP_GUARDED_BY(mu);                       // outcomes waiting to be recorded
   bool flushing TP_GUARDED_BY(mu) = false;                        // a thread is recording outcomes

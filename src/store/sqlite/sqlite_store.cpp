@@ -123,7 +123,9 @@ CREATE INDEX tasks_due ON tasks (task_status, task_level, exec_time);
     // once); revision is bumped by an upsert that changes what runs or when (the latest upsert
     // wins over a run's retry bookkeeping); planned_time keeps a retried occurrence's planned
     // slot (retries never move a repeating grid); report_on is the per-task report choice.
-    // tasks_leased finds the rows a recovery pass looks at without scanning the table. (SQLite
+    // tasks_ending finds the finished rows whose run has not acknowledged its end (a cancelled
+    // run), so recovery reads only running rows and those; it stays empty in normal operation, so
+    // claims and completions never write it. (SQLite
     // cannot add a CHECK on exec_time's type to an existing table: recovery marks a waiting row
     // whose exec_time is not an in-range integer failed instead.)
     R"sql(
@@ -131,7 +133,7 @@ ALTER TABLE tasks ADD COLUMN planned_time INTEGER;
 ALTER TABLE tasks ADD COLUMN claim_token INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN report_on TEXT CHECK (report_on IS NULL OR report_on IN ('always', 'failure', 'never'));
-CREATE INDEX tasks_leased ON tasks (lease_owner) WHERE lease_owner IS NOT NULL;
+CREATE INDEX tasks_ending ON tasks (lease_owner) WHERE lease_owner IS NOT NULL AND task_status <> 'running';
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -351,21 +353,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<bool> start_runs(const std::vector<TaskRecord*>& claims) override {
-    detail::MutexLock lk(mu_);
-    std::vector<bool> out(claims.size(), false);
-    if (claims.empty()) return out;
-    Tx tx(*this);
-    const std::int64_t now = now_ms();
-    for (std::size_t i = 0; i < claims.size(); ++i) {
-      StmtScope s(stmts_.start);
-      s->bind(1, now).bind(2, claims[i]->id).bind(3, claims[i]->claim_token);
-      if (s->step()) {
-        out[i] = true;
-        claims[i]->attempts = static_cast<int>(s->i64(0));
-      }
-    }
-    tx.commit();
-    return out;
+    return commit({}, RetryPolicy{}, claims).started;
   }
 
   std::vector<bool> renew_leases(const std::vector<const TaskRecord*>& claims, std::chrono::milliseconds lease) override {
@@ -404,12 +392,33 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) override {
+    return commit(items, retry, {}).recorded;
+  }
+
+  CommitResult commit(const std::vector<Completion>& items, const RetryPolicy& retry,
+                      const std::vector<TaskRecord*>& start) override {
     detail::MutexLock lk(mu_);
+    CommitResult out;
+    if (items.empty() && start.empty()) return out;
     Tx tx(*this);
-    std::vector<bool> out;
-    out.reserve(items.size());
-    for (const Completion& c : items) out.push_back(complete_locked(*c.claimed, c.outcome, retry));
+    out.recorded.reserve(items.size());
+    for (const Completion& c : items) out.recorded.push_back(complete_locked(*c.claimed, c.outcome, retry));
+    // Starting counts the attempt of a claim still held; the caller's copies are updated only
+    // after the commit, so a failed commit leaves them as they were.
+    std::vector<std::int64_t> attempts(start.size(), 0);
+    out.started.assign(start.size(), false);
+    const std::int64_t now = now_ms();
+    for (std::size_t i = 0; i < start.size(); ++i) {
+      StmtScope s(stmts_.start);
+      s->bind(1, now).bind(2, start[i]->id).bind(3, start[i]->claim_token);
+      if (s->step()) {
+        out.started[i] = true;
+        attempts[i] = s->i64(0);
+      }
+    }
     tx.commit();
+    for (std::size_t i = 0; i < start.size(); ++i)
+      if (out.started[i]) start[i]->attempts = static_cast<int>(attempts[i]);
     return out;
   }
 
@@ -799,12 +808,12 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.claim = p(
         "UPDATE tasks SET task_status = 'running', lease_owner = ?1, lease_until = ?2, claim_token = claim_token + 1, "
         "updated_time = ?3 WHERE id IN (SELECT value FROM json_each(?4)) RETURNING " + cols);
+    // Starts and renewals leave updated_time alone: they would rewrite the tasks_updated index
+    // for every run. (Their callers still bind the time as ?1 / ?2: an unused number is allowed.)
     stmts_.start = p(
-        "UPDATE tasks SET attempts = attempts + 1, updated_time = ?1 WHERE id = ?2 AND claim_token = ?3 AND "
-        "task_status = 'running' RETURNING attempts");
-    stmts_.renew = p(
-        "UPDATE tasks SET lease_until = ?1, updated_time = ?2 WHERE id = ?3 AND claim_token = ?4 AND "
-        "task_status = 'running'");
+        "UPDATE tasks SET attempts = attempts + 1 WHERE id = ?2 AND claim_token = ?3 AND task_status = 'running' "
+        "RETURNING attempts");
+    stmts_.renew = p("UPDATE tasks SET lease_until = ?1 WHERE id = ?3 AND claim_token = ?4 AND task_status = 'running'");
     stmts_.held = p("SELECT 1 FROM tasks WHERE id = ?1 AND claim_token = ?2 AND task_status = 'running'");
     stmts_.claim_row = p(
         "SELECT task_status = 'running', lease_owner IS NOT NULL, revision, exec_time FROM tasks "
@@ -817,7 +826,9 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.release = p(
         "UPDATE tasks SET task_status = 'waiting', attempts = max(attempts - ?2, 0), lease_owner = NULL, "
         "lease_until = NULL, updated_time = ?1 WHERE id = ?3");
-    stmts_.lease_owners = p("SELECT DISTINCT lease_owner FROM tasks WHERE lease_owner IS NOT NULL");
+    stmts_.lease_owners = p(
+        "SELECT lease_owner FROM tasks WHERE task_status = 'running' AND lease_owner IS NOT NULL UNION "
+        "SELECT lease_owner FROM tasks WHERE lease_owner IS NOT NULL AND task_status <> 'running'");
     const std::string recoverable =
         "lease_owner IS NOT NULL AND (lease_owner IN (SELECT value FROM json_each(?2)) OR "
         "(lease_until < ?1 AND lease_owner NOT IN (SELECT value FROM json_each(?3))))";
@@ -826,6 +837,7 @@ class SqliteTaskStore final : public TaskStore {
         "WHERE task_status = 'running' AND " + recoverable);
     stmts_.recover_ended = p(
         "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE task_status <> 'running' AND " + recoverable);
+    // (Both use an index: tasks_due for running rows, tasks_ending for the others.)
     // Text sorts after every number, so `>= max` finds text and blobs too; one index range per
     // level and bound.
     const std::string malformed_set =
