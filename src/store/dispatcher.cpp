@@ -38,6 +38,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "taskpool/detail/thread_annotations.hpp"
 #include "taskpool/dispatcher.hpp"
@@ -50,6 +51,7 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kCheckEvery{50};  // claims are checked at most this often after a change
 constexpr std::size_t kLogLine = 200;    // characters of output or error shown per run
+constexpr long long kShortRunMs = 5;     // runs this short let a commit start claims ahead (see flush)
 
 std::string read_text(const char* path) {
   std::ifstream f(path);
@@ -393,6 +395,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (queued.empty()) return;  // cannot happen: one pool task per queued claim
       f = queued.begin()->second;
       queued.erase(queued.begin());
+      ++began;
     }
     run(f);
   }
@@ -553,11 +556,17 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         batch.swap(done);
         // Each recorded run freed a worker, which takes the next queued claim: start that many
         // (the first in `queued`, the order runs take them) in the same transaction, so a run
-        // costs about one commit, not two. (Starting more ahead would show attempts counted for
-        // claims that still wait for a worker.)
+        // costs about one commit, not two. Runs of a few milliseconds begin faster than commits
+        // complete: then also start as many as began since the previous commit, so the runs
+        // taken during this commit find themselves started (no commit of their own). Longer
+        // runs get exactly the replacements: a claim still waiting for a worker shows no attempt.
+        const bool short_runs =
+            std::all_of(batch.begin(), batch.end(), [](const Done& d) { return d.ms < kShortRunMs; });
+        const std::size_t lead = batch.size() + (short_runs ? began : 0);
+        began = 0;
         if (!stopping)
           for (auto& [k, q] : queued) {
-            if (ahead.size() >= batch.size()) break;
+            if (ahead.size() >= lead) break;
             if (q->revoked || q->prestarted || q->prestarting) continue;
             q->prestarting = true;
             ahead.push_back(q);
@@ -681,6 +690,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   using QueueKey = std::pair<int, std::uint64_t>;  // (-task_level, launch number)
   std::map<QueueKey, std::shared_ptr<Flight>> queued TP_GUARDED_BY(mu);
   std::uint64_t launches TP_GUARDED_BY(mu) = 0;
+  std::size_t began TP_GUARDED_BY(mu) = 0;  // runs taken from `queued` since the last commit began
   bool starting TP_GUARDED_BY(mu) = false;                        // a thread is running start_runs
   std::vector<Done> done TP_GUARDED_BY(mu);                       // outcomes waiting to be recorded
   bool flushing TP_GUARDED_BY(mu) = false;                        // a thread is recording outcomes
