@@ -186,7 +186,7 @@ TEST_F(CliTest, CrashSafetyUnderSigkill) {
     batch += R"({"task_type": "exec", "max_attempts": 100, "payload": {"argv": ["sh", "-c", "sleep 0.0$((RANDOM % 5)); echo one"]}})"
              "\n";
   for (int i = 0; i < 2; ++i)
-    batch += R"({"task_type": "exec", "repeat_every": "150ms", "max_attempts": 100, "payload": {"argv": ["sh", "-c", "echo slot-$TASKPOOL_EXEC_TIME"]}})"
+    batch += R"({"task_type": "exec", "repeat_every": "150ms", "report_on": "always", "max_attempts": 100, "payload": {"argv": ["sh", "-c", "echo slot-$TASKPOOL_EXEC_TIME"]}})"
              "\n";
   ASSERT_EQ(cli({"add", "--json", "-"}, batch).rc, 0);
   std::mt19937 rng(42);
@@ -216,6 +216,7 @@ TEST_F(CliTest, CrashSafetyUnderSigkill) {
     std::string slot = r.result->substr(pos, r.result->find('\\', pos) - pos);
     EXPECT_TRUE(slots[r.task_id].insert(slot).second) << "slot recorded twice: " << slot;
   }
+  EXPECT_FALSE(slots.empty()) << "no repeating run was reported: the check above saw nothing";
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
