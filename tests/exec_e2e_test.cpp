@@ -120,4 +120,33 @@ TEST_F(ExecE2eTest, ShutdownGivesProgramsTheirSigterm) {
   EXPECT_TRUE(taskpool::test::all_gone(started_));
 }
 
+// Invariant (#16.2, through a real daemon): a background process neither extends nor outlives
+// its run. `sh -c 'sleep 1000 & ...; echo started'` ends with its shell (done, its own result),
+// not when the background sleep closes the pipe (the old daemon waited 1000 s, past the 1 s
+// timeout, then said done), and the sleep is killed with the rest of the group. The waits are
+// hang guards (30 s, far below the sleep), not timing assertions.
+TEST_F(ExecE2eTest, BackgroundProcessesNeitherExtendNorOutliveTheRunThroughServe) {
+  pid_t daemon = serve();
+  ASSERT_TRUE(serving());
+  auto grand = file("grand");
+  auto r = cli({"add", "--type", "exec", "--payload",
+                json{{"argv", {"sh", "-c", "sleep 1000 & " + write_pid("$!", grand) + "; echo started"}}, {"timeout", "1s"}}
+                    .dump()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const auto id = std::stoll(r.out);
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(grand); }));
+  started_.push_back(read_pid(grand));
+  auto s = store();
+  ASSERT_TRUE(wait_until([&] {
+    auto t = s->get(id);
+    return t && t->status != taskpool::TaskStatus::waiting && t->status != taskpool::TaskStatus::running;
+  }));
+  auto t = s->get(id);
+  EXPECT_EQ(t->status, taskpool::TaskStatus::done) << t->last_error.value_or("");
+  EXPECT_NE(t->result.value_or("").find("started"), std::string::npos) << t->result.value_or("");
+  EXPECT_TRUE(taskpool::test::all_gone(started_));
+  kill(daemon, SIGTERM);
+  EXPECT_EQ(wait_exit(daemon), 0);
+}
+
 }  // namespace
