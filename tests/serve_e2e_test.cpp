@@ -30,26 +30,6 @@ using taskpool::TaskStatus;
 
 class ServeE2E : public taskpool::test::CliTest {
  protected:
-  // A daemon with exactly `args` after `serve --db DB` and the extra environment `env`; its log
-  // goes to serve.log like the fixture's serve().
-  pid_t daemon(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open((dir_ / "serve.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> all{TASKPOOL_CLI_PATH, "serve", "--db", db_};
-      all.insert(all.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    ++serves_;
-    return pid;
-  }
   std::string log_text() {
     std::ifstream f(dir_ / "serve.log");
     std::stringstream ss;

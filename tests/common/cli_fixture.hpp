@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -60,16 +61,24 @@ class CliTest : public ::testing::Test {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, es.str()};
   }
 
+  // `serve --db DB` with the test defaults (fast poll, two threads) before `extra`.
   pid_t serve(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"--poll", "50ms", "--threads", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return daemon(args);
+  }
+  // `serve --db DB args...`, with `env` added to its environment; its output goes to serve.log.
+  pid_t daemon(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
     pid_t pid = fork();
     if (pid == 0) {
       int fd = open((dir_ / "serve.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      std::vector<std::string> args{TASKPOOL_CLI_PATH, "serve", "--db", db_, "--poll", "50ms", "--threads", "2"};
-      args.insert(args.end(), extra.begin(), extra.end());
+      for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+      std::vector<std::string> all{TASKPOOL_CLI_PATH, "serve", "--db", db_};
+      all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
+      for (auto& a : all) argv.push_back(a.data());
       argv.push_back(nullptr);
       execv(argv[0], argv.data());
       _exit(127);
