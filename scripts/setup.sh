@@ -12,9 +12,12 @@ TASKPOOL_PACKAGES=(
   libsqlite3-dev sqlite3 libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtbb-dev libboost-dev libthread-pool-dev nlohmann-json3-dev
+  libpq-dev libcpp-httplib-dev libhowardhinnant-date-dev tzdata
 )
-# scripts/test only: the Clang build (thread-safety analysis) and the libFuzzer targets.
-TASKPOOL_TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
+# scripts/test only: the Clang build (thread-safety analysis) and the libFuzzer targets; the
+# PostgreSQL server for the throwaway test cluster; Chromium for the dashboard's browser test
+# (playwright-core drives it, installed by `npm ci` from tests/browser/package-lock.json).
+TASKPOOL_TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev postgresql chromium nodejs)
 
 install_packages() {
   local missing=()
