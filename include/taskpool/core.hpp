@@ -1,9 +1,11 @@
 // taskpool/core.hpp — the executor alone: the pool, futures, the completion queue, task groups
-// and timers. Needs only threads (CMake: link taskpool::core; no SQLite anywhere).
+// and timers (with cron schedules). Needs threads and date-tz (CMake: link taskpool::core; no SQLite
+// anywhere).
 #pragma once
 
 #include "taskpool/clock.hpp"
 #include "taskpool/completion_queue.hpp"
+#include "taskpool/cron.hpp"
 #include "taskpool/errors.hpp"
 #include "taskpool/future.hpp"
 #include "taskpool/options.hpp"

@@ -5,6 +5,8 @@
 //   auto t = sched.schedule_after(5s, f, args...);                               // Scheduled<R>
 //   auto cleanup = sched.schedule_every(1min, purge, {.mode = taskpool::Every::fixed_rate});
 //   sched.debounce("img-search:" + user, 60s, [=] { leave_image_mode(user); });  // sliding deadline
+//   sched.debounce("drop:" + user, 1min, [=] { drop(user); }, {.max_wait = 10min});  // ... at most 10 min
+//   auto standup = sched.schedule_cron("0 9 * * MON-FRI", "Europe/Berlin", [] { send("stand-up"); });
 //
 // One-shot forms take `when, f, args...` (the pool's convention for a single task: f(args...),
 // or f(stop_token, args...)); the pool priority a timed task runs at is an option
@@ -31,6 +33,13 @@
 //                        run started when it ends; then the series continues on the grid (never a
 //                        burst of catch-up runs).
 //   Every::fixed_delay — the next run is planned `interval` after the previous run finishes.
+//   schedule_cron       — runs at the instants of a CronSchedule (taskpool/cron.hpp: a zone's wall
+//                        time, daylight-saving gaps and folds as documented there). The instants
+//                        are wall-clock times, re-planned after wall-clock steps like schedule_at.
+//                        A run that starts late stands for every instant up to its start; instants
+//                        that pass while it runs are coalesced into one run started when it ends;
+//                        then the series continues with the next instant (never a burst). With no
+//                        instant left before kCronEnd the series ends and its future completes.
 //   A run that throws ends the series and its future carries the exception (stop_on_error,
 //   the default); with stop_on_error = false the exception goes to SchedulerOptions::on_error.
 //
@@ -53,8 +62,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "taskpool/clock.hpp"
+#include "taskpool/cron.hpp"
 #include "taskpool/detail/timer_node.hpp"
 #include "taskpool/thread_pool.hpp"
 
@@ -67,6 +78,19 @@ struct Every {
   std::optional<std::chrono::steady_clock::time_point> first_run;
   bool stop_on_error = true;
   Priority priority = kDefaultPriority;
+};
+
+// A cron series (Scheduler::schedule_cron).
+struct CronOptions {
+  bool stop_on_error = true;  // as Every::stop_on_error
+  Priority priority = kDefaultPriority;
+};
+
+// Scheduler::debounce. A window opens at the first arm of a key and closes when its task starts:
+// each re-arm within the window moves the deadline to now + delay, but never past the window's
+// first arm + max_wait (nullopt: no limit). An arm after the task started opens a new window.
+struct DebounceOptions {
+  std::optional<std::chrono::steady_clock::duration> max_wait;
 };
 
 struct SchedulerOptions {
@@ -169,16 +193,40 @@ class Scheduler {
     node->due = node->slot = every.first_run.value_or(clock().now() + iv);
     return add(node, std::move(fut), false);
   }
+  // Runs f() at each instant of `cron` (see the header comment); CronSchedule::parse errors
+  // (std::invalid_argument) come from the second form.
+  template <class F>
+    requires detail::Task<F>
+  Scheduled<void> schedule_cron(CronSchedule cron, F&& f, CronOptions opts = {}) {
+    using Fn = detail::Callable<std::decay_t<F>>;
+    auto* node = new detail::TimerTask<void, Fn>(Fn(std::forward<F>(f)));
+    Future<void> fut = Future<void>::from_state(node);
+    node->periodic = true;
+    node->stop_on_error = opts.stop_on_error;
+    node->priority = opts.priority.value;
+    node->cron = std::make_shared<const CronSchedule>(std::move(cron));
+    detail::TimerNode* tn = node;
+    node->release();  // the handle's future holds the only reference; the heap takes its own
+    detail::scheduler_insert_cron(*core_, tn);
+    return Scheduled<void>(core_, tn, std::move(fut));
+  }
+  template <class F>
+    requires detail::Task<F>
+  Scheduled<void> schedule_cron(std::string_view expr, std::string_view zone, F&& f, CronOptions opts = {}) {
+    return schedule_cron(CronSchedule::parse(expr, zone), std::forward<F>(f), opts);
+  }
   // One pending task per key: schedules f(args...) after `delay`, replacing (cancelling) the
   // pending task of the same key if it has not started. Re-arming pushes the deadline to now + delay.
   template <class Rep, class Period, class F, class... Args>
     requires detail::Task<F, Args...>
   auto debounce(std::string key, std::chrono::duration<Rep, Period> delay, F&& f, Args&&... args) {
-    auto [node, fut] = make(std::forward<F>(f), std::forward<Args>(args)...);
-    node->due = clock().now() + std::chrono::ceil<std::chrono::steady_clock::duration>(delay);
-    node->keyed = true;
-    node->key = std::move(key);
-    return add(node, std::move(fut), true);
+    return debounce_with(std::move(key), delay, {}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  // The same with a limit on how far re-arms push the deadline: {.max_wait = 10min}.
+  template <class Rep, class Period, class F>
+    requires detail::Task<F>
+  auto debounce(std::string key, std::chrono::duration<Rep, Period> delay, F&& f, DebounceOptions opts) {
+    return debounce_with(std::move(key), delay, opts, std::forward<F>(f));
   }
 
   // Cancels every pending timer and stops the timer thread. Idempotent.
@@ -195,6 +243,19 @@ class Scheduler {
     auto* node = new detail::TimerTask<R, Fn>(Fn(std::forward<F>(f), std::forward<Args>(args)...));
     node->priority = priority_;
     return std::pair<detail::TimerTask<R, Fn>*, Future<R>>(node, Future<R>::from_state(node));
+  }
+  template <class Rep, class Period, class F, class... Args>
+  auto debounce_with(std::string key, std::chrono::duration<Rep, Period> delay, DebounceOptions opts, F&& f,
+                     Args&&... args) {
+    if (opts.max_wait && *opts.max_wait < std::chrono::steady_clock::duration::zero())
+      throw std::invalid_argument("taskpool::Scheduler::debounce: max_wait must not be negative");
+    auto [node, fut] = make(std::forward<F>(f), std::forward<Args>(args)...);
+    node->debounce_start = clock().now();
+    node->due = node->debounce_start + std::chrono::ceil<std::chrono::steady_clock::duration>(delay);
+    node->max_wait = opts.max_wait;
+    node->keyed = true;
+    node->key = std::move(key);
+    return add(node, std::move(fut), true);
   }
   template <class Node, class R>
   Scheduled<R> add(Node* node, Future<R> fut, bool keyed) {

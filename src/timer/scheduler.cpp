@@ -21,6 +21,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "taskpool/cron.hpp"
 #include "taskpool/detail/orphan_exception.hpp"
 #include "taskpool/detail/pool_access.hpp"
 #include "taskpool/detail/thread_annotations.hpp"
@@ -32,6 +33,7 @@ namespace taskpool::detail {
 class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, public DueSource {
  public:
   using steady_time = std::chrono::steady_clock::time_point;
+  using system_time = std::chrono::system_clock::time_point;
 
   SchedulerCore(ThreadPool& pool, SchedulerOptions opts)
       : pool_(pool), clock_(opts.clock ? *opts.clock : real_clock()), on_error_(std::move(opts.on_error)) {
@@ -90,11 +92,13 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
           if (heap_.contains(old)) {
             remove_locked(old);
             replaced = old;
+            n->debounce_start = old->debounce_start;  // the same window
           }
           it->second = n;
         } else {
           keyed_.emplace(n->key, n);
         }
+        if (n->max_wait) n->due = std::min(n->due, n->debounce_start + *n->max_wait);
       }
       n->state().add_ref();  // the heap's reference
       push_locked(n);
@@ -103,6 +107,25 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
       replaced->state().try_cancel();
       replaced->state().release();
     }
+  }
+
+  void insert_cron(TimerNode* n) {
+    const auto first = n->cron->next(clock_.system_now());
+    if (!first) {
+      {
+        MutexLock lk(mu_);
+        n->finished = true;
+      }
+      n->end_series();  // the handle's future holds the node
+      return;
+    }
+    {
+      MutexLock lk(mu_);
+      n->wall = true;
+      n->wall_due = *first;
+      n->due = n->slot = clock_.now() + std::chrono::ceil<std::chrono::steady_clock::duration>(*first - clock_.system_now());
+    }
+    insert(n, false);
   }
 
   bool cancel(TimerNode* n) {
@@ -198,6 +221,7 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
       n->state().release();
       return;
     }
+    system_time planned_wall{};
     {
       MutexLock lk(mu_);
       if (n->finished) {
@@ -205,23 +229,41 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
         return;
       }
       n->in_run = true;
+      if (n->cron) planned_wall = n->wall_due;
     }
     const steady_time started = clock_.now();
+    const system_time wall_started = clock_.system_now();
     std::exception_ptr err = n->run_series_once();
+    // A cron series' next instant, found outside the lock: the run stands for every instant up
+    // to its start (n->cron is constant after insertion).
+    std::optional<system_time> cron_next;
+    if (n->cron) cron_next = n->cron->next(std::max(planned_wall, wall_started));
     const steady_time t = clock_.now();
-    bool fail_series = false, keep = false;
+    const system_time wall_t = clock_.system_now();
+    bool fail_series = false, keep = false, ran_out = false;
     {
       MutexLock lk(mu_);
       n->in_run = false;
       if (err && n->stop_on_error && !n->finished) {
         n->finished = true;
         fail_series = true;
+      } else if (!n->finished && n->cron && !cron_next) {
+        n->finished = true;
+        ran_out = true;
       } else if (!n->finished) {
-        plan_next_locked(n, started, t);
+        if (n->cron) {
+          // Instants that passed during the run: one coalesced run now (due in the past).
+          n->wall = true;
+          n->wall_due = *cron_next;
+          n->due = n->slot = t + std::chrono::ceil<std::chrono::steady_clock::duration>(*cron_next - wall_t);
+        } else {
+          plan_next_locked(n, started, t);
+        }
         push_locked(n);  // the ticket's reference becomes the heap's
         keep = true;
       }
     }
+    if (ran_out) n->end_series();
     if (fail_series) {
       if (n->state().try_start()) {
         n->state().error = err;
@@ -401,6 +443,7 @@ std::shared_ptr<SchedulerCore> make_scheduler_core(ThreadPool& pool, SchedulerOp
 void scheduler_close(SchedulerCore& core) { core.close(); }
 void scheduler_insert(SchedulerCore& core, TimerNode* node) { core.insert(node, false); }
 void scheduler_insert_debounced(SchedulerCore& core, TimerNode* node) { core.insert(node, true); }
+void scheduler_insert_cron(SchedulerCore& core, TimerNode* node) { core.insert_cron(node); }
 bool scheduler_cancel(SchedulerCore& core, TimerNode* node) { return core.cancel(node); }
 bool scheduler_reschedule(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::time_point t) {
   return core.reschedule(node, t, std::nullopt);

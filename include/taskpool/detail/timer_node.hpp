@@ -32,6 +32,7 @@
 namespace taskpool {
 
 class Clock;
+class CronSchedule;
 class ThreadPool;
 struct SchedulerOptions;
 
@@ -47,6 +48,9 @@ class TimerNode {
   virtual void run_once() noexcept = 0;
   // Periodic: one run; returns its exception, if any.
   virtual std::exception_ptr run_series_once() noexcept = 0;
+  // Periodic: the series ran out of instants (a cron schedule past its last): the future
+  // completes normally. No-op if it was already completed.
+  virtual void end_series() noexcept = 0;
 
   std::chrono::steady_clock::time_point due{};
   std::size_t heap_index = kNotInHeap;
@@ -63,6 +67,11 @@ class TimerNode {
   bool finished = false;  // periodic: series ended (cancelled, failed or closed)
   bool keyed = false;     // registered in the debounce map under `key`
   std::string key;
+  // Debounced: the first arm of the current window, and the window's limit (DebounceOptions).
+  std::chrono::steady_clock::time_point debounce_start{};
+  std::optional<std::chrono::steady_clock::duration> max_wait;
+  // Periodic cron series: its instants are wall-clock times; wall_due is the planned one.
+  std::shared_ptr<const CronSchedule> cron;
 
  protected:
   ~TimerNode() = default;
@@ -87,6 +96,13 @@ class TimerTask final : public SharedState<R>, public TimerNode {
     }
     this->finish();
   }
+  void end_series() noexcept override {
+    if constexpr (std::is_void_v<R>) {
+      if (!this->try_start()) return;
+      this->value.emplace();
+      this->finish();
+    }
+  }
   std::exception_ptr run_series_once() noexcept override {
     try {
       fn_(std::stop_token{});
@@ -105,6 +121,8 @@ void scheduler_close(SchedulerCore& core);
 // Inserts `node` (takes one reference). Throws PoolClosed after close().
 void scheduler_insert(SchedulerCore& core, TimerNode* node);
 void scheduler_insert_debounced(SchedulerCore& core, TimerNode* node);
+// A cron series: plans its first instant; with none before kCronEnd the series ends at once.
+void scheduler_insert_cron(SchedulerCore& core, TimerNode* node);
 bool scheduler_cancel(SchedulerCore& core, TimerNode* node);
 bool scheduler_reschedule(SchedulerCore& core, TimerNode* node, std::chrono::steady_clock::time_point t);
 bool scheduler_reschedule_wall(SchedulerCore& core, TimerNode* node, std::chrono::system_clock::time_point t);
