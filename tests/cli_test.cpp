@@ -625,4 +625,41 @@ TEST_F(CliTest, ListStreamsRowsInFlatMemory) {
   EXPECT_LT(all, few + 16 * 1024) << "peak RSS " << few << " KiB for 1000 rows, " << all << " KiB for 200001 rows";
 }
 
+// #14 Invariant: cron-next prints the next N instants strictly after --from in the schedule's
+// zone (a DST gap collapses into its first instant); a bad expression or zone is one line naming
+// the field and the text, exit 2.
+TEST_F(CliTest, CronNext) {
+  auto gap = cli({"cron-next", "*/15 2 * * *", "--tz", "America/New_York", "--from", "2026-03-08T01:50:00-05:00",
+                  "--count", "3"});
+  EXPECT_EQ(gap.rc, 0) << gap.err;
+  EXPECT_EQ(gap.out, "2026-03-08T03:00:00-04:00\n2026-03-09T02:00:00-04:00\n2026-03-09T02:15:00-04:00\n");
+  auto weekly = cli({"cron-next", "@weekly", "--from", "1798156800"});  // 2026-12-25T00:00:00Z, epoch form
+  EXPECT_EQ(weekly.rc, 0) << weekly.err;
+  EXPECT_EQ(std::count(weekly.out.begin(), weekly.out.end(), '\n'), 5);
+  EXPECT_EQ(weekly.out.substr(0, 26), "2026-12-27T00:00:00+00:00\n");
+  auto now = cli({"cron-next", "* * * * * *", "--count", "1"});
+  EXPECT_EQ(now.rc, 0) << now.err;
+  EXPECT_EQ(now.out.size(), 26u) << now.out;
+  auto never = cli({"cron-next", "0 0 30 2 *"});
+  EXPECT_EQ(never.rc, 0) << never.err;
+  EXPECT_EQ(never.out, "");
+  struct Bad {
+    std::vector<std::string> args;
+    const char* want;
+  };
+  const std::vector<Bad> bad = {
+      {{"cron-next", "0 24 * * *"}, "hour field: '24'"},
+      {{"cron-next", "* * * * *", "--tz", "Mars/Olympus"}, "tz: unknown time zone 'Mars/Olympus'"},
+      {{"cron-next", "* * * *"}, "expected 5 or 6 fields"},
+      {{"cron-next", "* * * * *", "--from", "2026-02-30T00:00:00Z"}, "--from"},
+      {{"cron-next", "* * * * *", "--count", "-1"}, "--count"},
+  };
+  for (const Bad& b : bad) {
+    auto r = cli(b.args);
+    EXPECT_EQ(r.rc, 2) << b.args[1];
+    EXPECT_NE(r.err.find(b.want), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
 }  // namespace

@@ -259,6 +259,14 @@ int main(int argc, char** argv) {
   std::string older_than = "7d";
   prune_cmd->add_option("--older-than", older_than, "retention (default 7d)");
 
+  auto* cron_next_cmd = command("cron-next", "print the next instants of a cron expression");
+  std::string cron_expr, cron_tz, cron_from;
+  int cron_count = 5;
+  cron_next_cmd->add_option("expr", cron_expr, "5 or 6 fields, or a @macro (quote it)")->required();
+  cron_next_cmd->add_option("--tz", cron_tz, "IANA time zone, e.g. Europe/London (default UTC)");
+  cron_next_cmd->add_option("--from", cron_from, "instants strictly after this time (default now)");
+  cron_next_cmd->add_option("--count", cron_count, "how many (default 5)")->check(CLI::Range(0, 100000));
+
   // The first word that is not an option (or --db's value) must name a command.
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -395,6 +403,17 @@ int main(int argc, char** argv) {
       }
       std::fflush(stdout);
       if (ack) store->ack_reports(ids);
+      return kOk;
+    }
+    if (cron_next_cmd->parsed()) {
+      auto schedule = CronSchedule::parse(cron_expr, cron_tz);
+      auto t = cron_from.empty() ? std::chrono::system_clock::now() : parse_time(cron_from, "--from");
+      for (int i = 0; i < cron_count; ++i) {
+        auto next = schedule.next(t);
+        if (!next) break;  // none before 2200
+        std::printf("%s\n", schedule.format(*next).c_str());
+        t = *next;
+      }
       return kOk;
     }
     if (prune_cmd->parsed()) {
