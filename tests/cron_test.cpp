@@ -19,6 +19,9 @@ namespace {
 
 using time_point = CronSchedule::time_point;
 
+// Core keeps its own bound (it may not include the store's time_text.hpp); they must agree.
+static_assert(kCronEnd == kMaxTime);
+
 // The next `count` instants strictly after `from`, as the schedule's zone prints them.
 std::vector<std::string> nexts(const CronSchedule& s, std::string_view from, int count) {
   std::vector<std::string> out;
@@ -149,6 +152,11 @@ TEST(Cron, StrictlyAfterAndImpossible) {
   EXPECT_FALSE(s.next(kCronEnd - 1s).has_value());
   EXPECT_FALSE(s.next(time_point::max()).has_value());
   EXPECT_EQ(s.next(time_point::min()), time_point{});
+  auto utc = CronSchedule::parse("@daily", "UTC");
+  EXPECT_EQ(utc.format(*utc.next(t)), "2026-01-02T00:00:00+00:00");
+  auto kolkata = CronSchedule::parse("30 5 * * *", "Asia/Kolkata");
+  EXPECT_EQ(kolkata.utc_offset(t), 5h + 30min);
+  EXPECT_EQ(kolkata.format(*kolkata.next(t)), "2026-01-02T05:30:00+05:30");  // t is 05:30 there: strictly after
 }
 
 // Invariant: every bad expression or zone throws invalid_argument whose one-line message names
