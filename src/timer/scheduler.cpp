@@ -237,7 +237,13 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
     // A cron series' next instant, found outside the lock: the run stands for every instant up
     // to its start (n->cron is constant after insertion).
     std::optional<system_time> cron_next;
-    if (n->cron) cron_next = n->cron->next(std::max(planned_wall, wall_started));
+    if (n->cron) {
+      try {
+        cron_next = n->cron->next(std::max(planned_wall, wall_started));
+      } catch (...) {  // the tz database failed us: the series ends (with the error, if it stops on errors)
+        if (!err) err = std::current_exception();
+      }
+    }
     const steady_time t = clock_.now();
     const system_time wall_t = clock_.system_now();
     bool fail_series = false, keep = false, ran_out = false;
@@ -252,7 +258,8 @@ class SchedulerCore final : public std::enable_shared_from_this<SchedulerCore>, 
         ran_out = true;
       } else if (!n->finished) {
         if (n->cron) {
-          // Instants that passed during the run: one coalesced run now (due in the past).
+          // If instants passed during the run, cron_next is the first of them: due in the past,
+          // one coalesced run at once, which stands for all of them when it starts.
           n->wall = true;
           n->wall_due = *cron_next;
           n->due = n->slot = t + std::chrono::ceil<std::chrono::steady_clock::duration>(*cron_next - wall_t);
