@@ -41,6 +41,13 @@ struct Runs {
     at.push_back(c.system_now());
   }
   void end() { --in_flight; }
+  // A run that records itself and returns.
+  auto task(const Clock& c) {
+    return [this, &c] {
+      start(c);
+      end();
+    };
+  }
   std::size_t count() {
     std::lock_guard lk(mu);
     return at.size();
@@ -54,10 +61,7 @@ TEST(CronScheduler, RunsAtInstants) {
   ManualClock clock(ManualClock::steady_time{} + 1h, kNewYear);
   Scheduler s(pool, on(clock));
   Runs runs;
-  auto series = s.schedule_cron("*/10 * * * *", "", [&] {
-    runs.start(clock);
-    runs.end();
-  });
+  auto series = s.schedule_cron("*/10 * * * *", "", runs.task(clock));
   EXPECT_TRUE(series.active());
   EXPECT_EQ(series.next_run(), clock.now() + 10min);
   clock.advance(9min);
@@ -124,10 +128,7 @@ TEST(CronScheduler, WallClockSteps) {
   ManualClock clock(ManualClock::steady_time{} + 1h, kNewYear);
   Scheduler s(pool, on(clock));
   Runs runs;
-  auto series = s.schedule_cron("0 * * * *", "Europe/London", [&] {
-    runs.start(clock);
-    runs.end();
-  });
+  auto series = s.schedule_cron("0 * * * *", "Europe/London", runs.task(clock));
   EXPECT_EQ(series.next_run(), clock.now() + 1h);
   clock.set_system_time(kNewYear + 5h + 30min);  // 01:00 .. 05:00 skipped by the step
   ASSERT_TRUE(eventually([&] { return runs.count() == 1 && series.next_run().has_value(); }));

@@ -7,8 +7,12 @@
 #include <optional>
 #include <stdexcept>
 
+#include "timer/shown_text.hpp"
+
 namespace taskpool {
 namespace {
+
+using detail::shown;
 
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
@@ -16,23 +20,6 @@ using std::chrono::seconds;
 
 constexpr std::int64_t kMaxSeconds = duration_cast<seconds>(kMaxTime.time_since_epoch()).count();
 constexpr std::int64_t kMinSeconds = duration_cast<seconds>(kMinTime.time_since_epoch()).count();
-
-// The text as it goes into a one-line message: control and non-ASCII bytes escaped, cut short.
-std::string shown(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > 64) out += "...";
-  return out;
-}
 
 std::string prefix(std::string_view field) { return field.empty() ? std::string() : std::string(field) + ": "; }
 

@@ -25,8 +25,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "timer/shown_text.hpp"
+
 namespace taskpool {
 namespace {
+
+using detail::shown;
 
 constexpr long long kDay = 86'400;
 constexpr long long kEndSeconds = 7'258'118'400;  // kCronEnd
@@ -46,23 +50,6 @@ constexpr FieldSpec kHour{"hour", 0, 23, nullptr, 0, 0};
 constexpr FieldSpec kDom{"day-of-month", 1, 31, nullptr, 0, 0};
 constexpr FieldSpec kMonth{"month", 1, 12, kMonthNames, 12, 1};
 constexpr FieldSpec kDow{"day-of-week", 0, 7, kDayNames, 7, 0};
-
-// The text as it goes into a one-line message: control and non-ASCII bytes escaped, cut short.
-std::string shown(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < 64; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > 64) out += "...";
-  return out;
-}
 
 bool is_space(char c) { return c == ' ' || c == '\t'; }
 
