@@ -1089,16 +1089,17 @@ class SqliteTaskStore final : public TaskStore {
     while (!c.full()) {
       std::vector<std::string> gave;  // keys that gave a row this round
       std::optional<std::string> first, at = cursor;
-      bool wrapped = false;
+      bool wrapped = false, wrapped_after_first = false;
       for (;;) {
         auto key = next_key_locked(f, level, at);
-        if (!key) {
+        if (!key) {  // past the last key: once more from the first
           if (wrapped || !at) break;
           wrapped = true;
+          wrapped_after_first = first.has_value();
           key = next_key_locked(f, level, std::nullopt);
           if (!key) break;
         }
-        if (first && wrapped && *key >= *first) break;  // every key visited once
+        if (wrapped_after_first && *key >= *first) break;  // every key visited once
         if (!first) first = key;
         at = key;
         if (take_key_locked(c, f, level, *key, 1) == 1) {
