@@ -218,6 +218,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
                          "DROP INDEX tasks_ending; ALTER TABLE tasks DROP COLUMN planned_time; "
                          "ALTER TABLE tasks DROP COLUMN claim_token; ALTER TABLE tasks DROP COLUMN revision; "
                          "ALTER TABLE tasks DROP COLUMN report_on; DROP INDEX tasks_fair_creator; DROP INDEX tasks_fair_group; "
+                         "DROP INDEX tasks_caps; "
                          "ALTER TABLE tasks DROP COLUMN cron; ALTER TABLE tasks DROP COLUMN tz; "
                          "ALTER TABLE tasks DROP COLUMN debounce_ms; ALTER TABLE tasks DROP COLUMN max_wait_ms; "
                          "ALTER TABLE tasks DROP COLUMN debounce_start; PRAGMA user_version = 1",
@@ -243,7 +244,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
                    "('planned_time', 'claim_token', 'revision', 'report_on', 'cron', 'tz', 'debounce_ms', 'max_wait_ms', "
                    "'debounce_start')"),
             9);
-  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_fair_creator', 'tasks_fair_group')"), 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_fair_creator', 'tasks_fair_group', 'tasks_caps')"), 3);
   sqlite3_close(db);
 }
 

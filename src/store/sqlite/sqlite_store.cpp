@@ -140,7 +140,8 @@ CREATE INDEX tasks_ending ON tasks (lease_owner) WHERE lease_owner IS NOT NULL A
     // zone; debounce_ms + max_wait_ms + debounce_start: an upsert re-arms a waiting task to
     // now + debounce but never past debounce_start + max_wait. The two partial indexes are the
     // fair claim's skip-scan: per level, the distinct creators (groups) with waiting rows, and
-    // each one's earliest due row, are index probes (docs/schema.md, "Fair claims").
+    // each one's earliest due row, are index probes (docs/schema.md, "Fair claims"); tasks_caps
+    // does the same by handler for claims with caps.
     R"sql(
 ALTER TABLE tasks ADD COLUMN cron TEXT;
 ALTER TABLE tasks ADD COLUMN tz TEXT;
@@ -149,6 +150,8 @@ ALTER TABLE tasks ADD COLUMN max_wait_ms INTEGER;
 ALTER TABLE tasks ADD COLUMN debounce_start INTEGER;
 CREATE INDEX tasks_fair_creator ON tasks (task_level, creator_id, exec_time) WHERE task_status = 'waiting';
 CREATE INDEX tasks_fair_group ON tasks (task_level, group_id, exec_time) WHERE task_status = 'waiting';
+CREATE INDEX tasks_caps ON tasks (task_level, CASE WHEN exec_task = '' THEN task_type ELSE exec_task END, exec_time)
+  WHERE task_status = 'waiting';
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -348,8 +351,11 @@ class SqliteTaskStore final : public TaskStore {
     // budget lasts), then the plain order (docs/schema.md, "Fair claims").
     bool fair = req.fairness != Fairness::none;
     for (int level = kMaxTaskLevel; level >= kMinTaskLevel && !c.full(); --level) {
+      c.truncated = false;
       if (fair) fair = claim_fair_locked(c, level);
-      if (!fair && !c.full()) claim_plain_locked(c, level);
+      // A fair probe that stepped over too many rows of spent handlers leaves the rest of the
+      // level to the plain order, which skips them by index.
+      if ((!fair || c.truncated) && !c.full()) claim_plain_locked(c, level);
     }
     flip_locked(c);
     if (c.out.empty()) return {};  // nothing written: the transaction rolls back
@@ -829,15 +835,26 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.due_rows = p(
         "SELECT id, exec_task, task_type FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 AND "
         "exec_time BETWEEN 0 AND ?2 AND lease_owner IS NULL ORDER BY exec_time, id");
+    // Caps: the handlers with waiting rows at a level, and one handler's next due row after a
+    // (exec_time, id) position, off tasks_caps (the expression must match the index's).
+    const std::string handler_expr = "CASE WHEN exec_task = '' THEN task_type ELSE exec_task END";
+    stmts_.handler_first = p("SELECT " + handler_expr + " FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 "
+                             "ORDER BY " + handler_expr + " LIMIT 1");
+    stmts_.handler_next = p("SELECT " + handler_expr + " FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 AND " +
+                            handler_expr + " > ?2 ORDER BY " + handler_expr + " LIMIT 1");
+    stmts_.handler_rows = p("SELECT id, exec_time FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 AND " +
+                            handler_expr + " = ?2 AND exec_time BETWEEN max(0, ?4) AND ?3 AND lease_owner IS NULL AND "
+                            "(exec_time > ?4 OR id > ?5) ORDER BY exec_time, id LIMIT 1");
     // Fair claims: a skip-scan over tasks_fair_creator / tasks_fair_group (partial indexes on
     // waiting rows): the next key is one index seek, a key's earliest claimable row another.
     for (int f = 0; f < 2; ++f) {
       const std::string key = f == 0 ? "creator_id" : "group_id";
-      stmts_.fair_first[f] = p("SELECT " + key + " FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 ORDER BY " +
+      const std::string from = std::string("FROM tasks INDEXED BY ") + (f == 0 ? "tasks_fair_creator" : "tasks_fair_group");
+      stmts_.fair_first[f] = p("SELECT " + key + " " + from + " WHERE task_status = 'waiting' AND task_level = ?1 ORDER BY " +
                                key + " LIMIT 1");
-      stmts_.fair_next[f] = p("SELECT " + key + " FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 AND " + key +
+      stmts_.fair_next[f] = p("SELECT " + key + " " + from + " WHERE task_status = 'waiting' AND task_level = ?1 AND " + key +
                               " > ?2 ORDER BY " + key + " LIMIT 1");
-      stmts_.fair_rows[f] = p("SELECT id, exec_task, task_type FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 "
+      stmts_.fair_rows[f] = p("SELECT id, exec_task, task_type " + from + " WHERE task_status = 'waiting' AND task_level = ?1 "
                               "AND " + key + " = ?2 AND exec_time BETWEEN 0 AND ?3 AND lease_owner IS NULL "
                               "ORDER BY exec_time, id");
     }
@@ -1002,6 +1019,7 @@ class SqliteTaskStore final : public TaskStore {
     std::map<std::int64_t, std::size_t> order;  // id -> position in the claim order
     std::map<std::string, std::size_t, std::less<>> left;  // capped handler -> rows it may still take
     std::size_t misses = 0;                 // fair probes that took nothing
+    bool truncated = false;                 // a fair probe gave up on rows of spent handlers
     std::size_t picked() const { return out.size() + ids.size(); }
     bool full() const { return picked() >= req.limit; }
     bool allowed(std::string_view handler) const {
@@ -1017,6 +1035,11 @@ class SqliteTaskStore final : public TaskStore {
   // Beyond this many probes that take nothing (keys with waiting but no claimable rows), a claim
   // goes on in the plain order: its cost stays O(limit + kFairSlack) probes.
   static constexpr std::size_t kFairSlack = 32;
+  // With caps, a fair probe steps over at most this many rows of spent handlers.
+  static constexpr std::size_t kProbeSkips = 32;
+  // With caps, the plain order merges per-handler index ranges for up to this many handlers per
+  // level (more: it steps over the spent handlers' rows).
+  static constexpr std::size_t kMaxHandlers = 256;
 
   static std::string_view row_handler(const Stmt& s, int exec_task_col) {
     std::string_view exec = s.text_view(exec_task_col);
@@ -1047,7 +1070,48 @@ class SqliteTaskStore final : public TaskStore {
       while (s->step()) c.pick(s->i64(0), {});
       return;
     }
-    // With caps: rows of a handler whose cap is spent are stepped over.
+    // With caps: the handlers with waiting rows at this level (a skip-scan of tasks_caps), then a
+    // merge of the allowed handlers' due rows in (exec_time, id) order, each handler's range read
+    // straight off tasks_caps: a spent handler's backlog is never read.
+    std::vector<std::string> handlers;
+    for (std::optional<std::string> at;;) {
+      StmtScope s(at ? stmts_.handler_next : stmts_.handler_first);
+      s->bind(1, level);
+      if (at) s->bind(2, *at);
+      if (!s->step()) break;
+      at = s->text(0);
+      if (handlers.size() == kMaxHandlers) return claim_stepping_locked(c, level);
+      handlers.push_back(*at);
+    }
+    struct Head {
+      std::int64_t exec_time, id;
+      std::size_t handler;
+    };
+    auto next_of = [&](std::size_t h, std::int64_t after_time, std::int64_t after_id) TP_REQUIRES(mu_) -> std::optional<Head> {
+      StmtScope s(stmts_.handler_rows);
+      s->bind(1, level).bind(2, handlers[h]).bind(3, c.now).bind(4, after_time).bind(5, after_id);
+      if (!s->step()) return std::nullopt;
+      return Head{s->i64(1), s->i64(0), h};
+    };
+    std::vector<Head> heads;
+    for (std::size_t h = 0; h < handlers.size(); ++h)
+      if (c.allowed(handlers[h]))
+        if (auto head = next_of(h, -1, 0)) heads.push_back(*head);
+    while (!c.full() && !heads.empty()) {
+      auto it = std::min_element(heads.begin(), heads.end(), [](const Head& a, const Head& b) {
+        return a.exec_time != b.exec_time ? a.exec_time < b.exec_time : a.id < b.id;
+      });
+      const Head h = *it;
+      c.pick(h.id, handlers[h.handler]);
+      auto next = c.allowed(handlers[h.handler]) ? next_of(h.handler, h.exec_time, h.id) : std::nullopt;
+      if (next) *it = *next;
+      else heads.erase(it);
+    }
+  }
+
+  // The plain order with caps for a level with very many handlers: rows of a handler whose cap
+  // is spent are stepped over.
+  void claim_stepping_locked(Claim& c, int level) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.due_rows);
     s->bind(1, level).bind(2, c.now);
     while (!c.full() && s->step()) {
@@ -1060,10 +1124,16 @@ class SqliteTaskStore final : public TaskStore {
   std::size_t take_key_locked(Claim& c, int f, int level, const std::string& key, std::size_t n) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.fair_rows[f]);
     s->bind(1, level).bind(2, key).bind(3, c.now);
-    std::size_t took = 0;
+    std::size_t took = 0, skipped = 0;
     while (took < n && s->step()) {
       std::string_view h = row_handler(*s, 1);
-      if (!c.allowed(h)) continue;
+      if (!c.allowed(h)) {
+        if (++skipped > kProbeSkips) {
+          c.truncated = true;
+          break;
+        }
+        continue;
+      }
       c.pick(s->i64(0), h);
       ++took;
     }
@@ -1234,6 +1304,7 @@ class SqliteTaskStore final : public TaskStore {
         claim_row, clear_lease, finish_run, release, lease_owners, recover_running, recover_ended, fail_late, fail_early,
         next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked, due_rows;
     Stmt fair_first[2], fair_next[2], fair_rows[2];  // [0]: by creator_id, [1]: by group_id
+    Stmt handler_first, handler_next, handler_rows;
   };
 
   const bool read_only_;
