@@ -327,16 +327,21 @@ TEST_F(ScheduleStoreTest, HandlerCapsBoundClaims) {
 // work: behind 5000 capped rows of the same creator, every other row is claimed, in every order.
 TEST_F(ScheduleStoreTest, CapsSeePastASpentBacklog) {
   const auto now = ms_floor(std::chrono::system_clock::now());
+  int level = 0;
   for (Fairness f : {Fairness::none, Fairness::creator, Fairness::group}) {
+    // Each round one level higher: the rounds before leave only capped memo rows behind.
+    ++level;
     std::vector<NewTask> ts;
     for (int i = 0; i < 5000; ++i) {
       NewTask t = task("one", "memo");
       t.exec_time = now - 1h + std::chrono::milliseconds(i);
+      t.task_level = level;
       ts.push_back(t);
     }
     for (int i = 0; i < 10; ++i) {
       NewTask t = task(i % 2 ? "one" : "two", "other");
       t.exec_time = now - 1s;
+      t.task_level = level;
       ts.push_back(t);
     }
     store_->add_batch(ts);
@@ -345,8 +350,7 @@ TEST_F(ScheduleStoreTest, CapsSeePastASpentBacklog) {
     for (auto& r : got) ++per[r.handler()];
     EXPECT_EQ(per["memo"], 1);
     EXPECT_EQ(per["other"], 10);
-    for (auto& r : got) store_->cancel(r.id);
-    for (auto& r : store_->claim_due({"r", 10'000, 30s, Fairness::none, {}})) store_->cancel(r.id);
+    EXPECT_EQ(got.size(), 11u);
   }
 }
 
