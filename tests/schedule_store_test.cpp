@@ -275,6 +275,36 @@ TEST_F(ScheduleStoreTest, FairClaimsServeEveryCreatorWithinTwoBatches) {
   for (auto& r : store_->claim_due({"r", 8, 30s, Fairness::none, {}})) EXPECT_EQ(singles.count(r.id), 0u);
 }
 
+// Invariant: creators whose tasks are all in the future cost a claim probes (misses), but the
+// cursor moves past every visited creator: with W creators holding waiting tasks, a due task of
+// any creator is claimed within ceil(W / (limit + 32)) + 1 claims, however long the backlog
+// ahead of it in exec_time order.
+TEST_F(ScheduleStoreTest, FairClaimsSweepPastCreatorsWithOnlyFutureTasks) {
+  const auto now = ms_floor(std::chrono::system_clock::now());
+  std::vector<NewTask> ts;
+  for (int i = 0; i < 3000; ++i) {
+    NewTask t = task("aaa");
+    t.exec_time = now - 1h + std::chrono::milliseconds(i);
+    ts.push_back(t);
+  }
+  for (int i = 0; i < 600; ++i) {
+    NewTask t = task("future" + std::to_string(1000 + i));
+    t.exec_time = now + 1h;
+    ts.push_back(t);
+  }
+  store_->add_batch(ts);
+  std::set<std::int64_t> late;
+  for (const char* who : {"zz1", "zz2"}) {
+    NewTask t = task(who);
+    t.exec_time = now - 1s;
+    late.insert(store_->add(t));
+  }
+  const std::size_t limit = 8, claims = (603 + limit + 31) / (limit + 32) + 1;
+  for (std::size_t i = 0; i < claims && !late.empty(); ++i)
+    for (auto& r : store_->claim_due({"r", limit, 30s, Fairness::creator, {}})) late.erase(r.id);
+  EXPECT_TRUE(late.empty()) << late.size() << " due tasks not claimed within " << claims << " claims";
+}
+
 // Invariant: fairness alternates between creators within a level, never across levels: a
 // higher level's tasks go first; and a creator's tasks come earliest first.
 TEST_F(ScheduleStoreTest, FairOrderAlternatesWithinALevel) {

@@ -1172,9 +1172,9 @@ class SqliteTaskStore final : public TaskStore {
         if (wrapped_after_first && *key >= *first) break;  // every key visited once
         if (!first) first = key;
         at = key;
+        cursor = *key;  // the next claim goes on after the last key visited, so all keys get their turn
         if (take_key_locked(c, f, level, *key, 1) == 1) {
           gave.push_back(*key);
-          cursor = *key;
           if (c.full()) break;
         } else if (++c.misses > c.req.limit + kFairSlack) {
           flip_locked(c);
@@ -1313,7 +1313,7 @@ class SqliteTaskStore final : public TaskStore {
   Statements stmts_ TP_GUARDED_BY(mu_);
   std::mt19937_64 rng_ TP_GUARDED_BY(mu_){std::random_device{}()};
   std::uint64_t seen_version_ TP_GUARDED_BY(mu_) = 0;
-  // Fair claims: per fairness (creator, group) and level, the key the last claim took from; the
+  // Fair claims: per fairness (creator, group) and level, the key the last claim visited; the
   // next claim's first round starts after it.
   std::optional<std::string> fair_cursor_[2][kMaxTaskLevel + 1] TP_GUARDED_BY(mu_);  // the version wait_for_change last reported
   // Set once in the constructor, then only read; the fds are used without mu_ (wait_for_change
