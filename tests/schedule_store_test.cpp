@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
 
+#include "common/process_util.hpp"
 #include "common/store_fixture.hpp"
 #include "common/test_util.hpp"
 #include "store/task_rules.hpp"
@@ -42,6 +44,32 @@ class ScheduleStoreTest : public test::StoreFixture {
     return got;
   }
   static wall_time ms_floor(wall_time t) { return std::chrono::time_point_cast<std::chrono::milliseconds>(t); }
+
+  // A debounced task (1 h, at most 1 h 20 ms after the first arm) armed once.
+  struct Window {
+    NewTask t;
+    std::int64_t id;
+    wall_time start;  // the window's first arm
+  };
+  Window arm(const std::string& key) {
+    NewTask t = task("u1");
+    t.unique_key = key;
+    t.debounce = 1h;
+    t.max_wait = 1h + 20ms;
+    auto id = store_->add(t);
+    return {t, id, store_->get(id)->debounce_start.value()};
+  }
+  // Re-arms w `n` times through `s`; 0 when every arm hit the same task, kept its window and its
+  // deadline within first arm + max_wait, else the number of arms that did not.
+  static int rearm(TaskStore& s, const Window& w, int n) {
+    int bad = 0;
+    for (int k = 0; k < n; ++k) {
+      auto id = s.add(w.t);
+      auto r = s.get(w.id);
+      if (id != w.id || !r || r->debounce_start != w.start || r->exec_time > w.start + *w.t.max_wait) ++bad;
+    }
+    return bad;
+  }
 };
 
 // Invariant: a cron task without exec_time is first due at its schedule's next instant after
@@ -89,28 +117,24 @@ TEST_F(ScheduleStoreTest, BadSchedulesAreRefused) {
       EXPECT_EQ(what.find('\n'), std::string::npos) << what;
     }
   };
-  NewTask t = task("u1");
-  t.cron = "61 * * * *";
-  refused(t, "cron");
-  t.cron = "* * * * *";
-  t.tz = "No/Such_Zone";
-  refused(t, "No/Such_Zone");
-  t.tz = "";
-  t.repeat_every = 1min;
-  refused(t, "repeat_every");
-  NewTask z = task("u1");
-  z.tz = "UTC";
-  refused(z, "tz");
-  NewTask d = task("u1");
-  d.debounce = 1min;
-  refused(d, "unique_key");
-  d.unique_key = "k";
-  d.max_wait = 30s;
-  refused(d, "max_wait");
-  NewTask m = task("u1");
-  m.unique_key = "k";
-  m.max_wait = 1min;
-  refused(m, "max_wait");
+  struct Case {
+    std::function<void(NewTask&)> set;
+    const char* field;  // named in the message
+  };
+  const Case cases[] = {
+      {[](NewTask& t) { t.cron = "61 * * * *"; }, "cron"},
+      {[](NewTask& t) { t.cron = "* * * * *", t.tz = "No/Such_Zone"; }, "No/Such_Zone"},
+      {[](NewTask& t) { t.cron = "* * * * *", t.repeat_every = 1min; }, "repeat_every"},
+      {[](NewTask& t) { t.tz = "UTC"; }, "tz"},
+      {[](NewTask& t) { t.debounce = 1min; }, "unique_key"},
+      {[](NewTask& t) { t.unique_key = "k", t.debounce = 1min, t.max_wait = 30s; }, "max_wait"},
+      {[](NewTask& t) { t.unique_key = "k", t.max_wait = 1min; }, "max_wait"},
+  };
+  for (const Case& c : cases) {
+    NewTask t = task("u1");
+    c.set(t);
+    refused(t, c.field);
+  }
   EXPECT_EQ(store_->stats().waiting, 0);
 }
 
@@ -176,66 +200,26 @@ TEST_F(ScheduleStoreTest, DebounceReArmsWithinMaxWait) {
 // Invariant: under concurrent re-arms from many connections, there is one live task, its
 // window's first arm is the first add's, and its deadline never passes first arm + max_wait.
 TEST_F(ScheduleStoreTest, DebounceRaceAcrossThreads) {
-  NewTask t = task("u1");
-  t.unique_key = "k";
-  t.debounce = 1h;
-  t.max_wait = 1h + 20ms;
-  auto id = store_->add(t);
-  const auto start = *store_->get(id)->debounce_start;
+  const Window w = arm("k");
   std::vector<std::unique_ptr<TaskStore>> conns;
   for (int i = 0; i < 4; ++i) conns.push_back(open_again());
   std::atomic<int> bad{0};
   std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i) ts.emplace_back([&, i] {
-      TaskStore& s = *conns[static_cast<std::size_t>(i)];
-      for (int k = 0; k < 100; ++k) {
-        if (s.add(t) != id) ++bad;
-        auto r = s.get(id);
-        if (!r || r->debounce_start != start || r->exec_time > start + 1h + 20ms) ++bad;
-      }
-    });
+  for (int i = 0; i < 4; ++i) ts.emplace_back([&, i] { bad += rearm(*conns[static_cast<std::size_t>(i)], w, 100); });
   for (auto& th : ts) th.join();
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(store_->stats().waiting, 1);
-  EXPECT_EQ(store_->get(id)->exec_time, start + 1h + 20ms);  // 400 arms took longer than 20 ms
+  EXPECT_EQ(store_->get(w.id)->exec_time, w.start + w.t.max_wait.value());  // 400 arms took longer than 20 ms
 }
 
 // Invariant: the same across processes: each child re-arms through its own connection and checks
 // after each arm that the deadline is within first arm + max_wait; one live task remains.
 TEST_F(ScheduleStoreTest, DebounceRaceAcrossProcesses) {
-  NewTask t = task("u1");
-  t.unique_key = "proc";
-  t.debounce = 1h;
-  t.max_wait = 1h + 20ms;
-  auto id = store_->add(t);
-  const auto start = *store_->get(id)->debounce_start;
-  std::vector<pid_t> kids;
-  for (int i = 0; i < 4; ++i) {
-    pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      int rc = 0;
-      try {
-        auto s = open_again();
-        for (int k = 0; k < 50 && rc == 0; ++k) {
-          if (s->add(t) != id) rc = 2;
-          auto r = s->get(id);
-          if (!r || r->debounce_start != start || r->exec_time > start + 1h + 20ms) rc = 3;
-        }
-      } catch (...) {
-        rc = 1;
-      }
-      _exit(rc);
-    }
-    kids.push_back(pid);
-  }
-  for (pid_t k : kids) {
-    int status = 0;
-    waitpid(k, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child exit " << WEXITSTATUS(status);
-  }
+  const Window w = arm("proc");
+  for (int status : test::run_children(4, [&](int) { return rearm(*open_again(), w, 50); }))
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
   EXPECT_EQ(store_->stats().waiting, 1);
-  EXPECT_LE(store_->get(id)->exec_time, start + 1h + 20ms);
+  EXPECT_LE(store_->get(w.id)->exec_time, w.start + w.t.max_wait.value());
 }
 
 // Invariant (fairness): one creator with 50k due tasks and ten creators with one each (due
