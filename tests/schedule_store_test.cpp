@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -406,6 +407,51 @@ TEST_F(ScheduleStoreTest, DispatcherLimitsConcurrentRunsOfAHandler) {
     EXPECT_LE(most.load(), 2) << "threads " << threads;
     EXPECT_EQ(store_->stats().done - done_before, 200);
     EXPECT_EQ(store_->stats().waiting, 0);
+    store_->prune(0ms);
+  }
+}
+
+// Invariant (fairness through the Dispatcher): behind one creator's 2000 due tasks, each of ten
+// other creators' single tasks (due later) starts within the first two claims, i.e. among the
+// first 2 * batch runs; with Fairness::none they start after the backlog.
+TEST_F(ScheduleStoreTest, DispatcherFairnessStartsSingleTasksEarly) {
+  for (Fairness f : {Fairness::creator, Fairness::none}) {
+    const auto now = ms_floor(std::chrono::system_clock::now());
+    std::vector<NewTask> ts;
+    for (int i = 0; i < 2000; ++i) {
+      NewTask t = task("big", "run");
+      t.exec_time = now - 1h + std::chrono::milliseconds(i);
+      ts.push_back(t);
+    }
+    for (int i = 0; i < 10; ++i) {
+      NewTask t = task("solo" + std::to_string(i), "run");
+      t.exec_time = now - 1s;
+      ts.push_back(t);
+    }
+    store_->add_batch(ts);
+    ThreadPool pool(2);
+    DispatcherOptions o;
+    o.poll_interval = 20ms;
+    o.batch = 16;
+    o.fairness = f;
+    Dispatcher d(*store_, pool, o);
+    std::mutex mu;
+    std::vector<std::string> order;  // creators in the order their runs started
+    d.handle("run", [&](const TaskContext& c) {
+      std::lock_guard lk(mu);
+      order.push_back(c.task.creator_id);
+      return std::string();
+    });
+    d.start();
+    ASSERT_TRUE(eventually([&] { return store_->stats().waiting == 0 && d.stats().in_flight == 0; }));
+    d.stop(10s);
+    std::lock_guard lk(mu);
+    ASSERT_EQ(order.size(), 2010u);
+    std::size_t last_solo = 0;
+    for (std::size_t i = 0; i < order.size(); ++i)
+      if (order[i] != "big") last_solo = i;
+    if (f == Fairness::creator) EXPECT_LT(last_solo, 2 * o.batch) << "the last single task started as run " << last_solo;
+    else EXPECT_GE(last_solo, 2000u);
     store_->prune(0ms);
   }
 }
