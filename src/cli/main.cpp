@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <date/tz.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +23,7 @@
 
 #include "store/records.hpp"
 #include "store/task_rules.hpp"
+#include "taskpool/cron.hpp"
 #include "taskpool/taskpool.hpp"
 
 #ifndef TASKPOOL_VERSION
@@ -122,15 +122,6 @@ std::map<std::string, std::size_t> parse_limits(const std::string& text) {
     at = comma + 1;
   }
   return out;
-}
-
-// An instant as YYYY-MM-DDTHH:MM:SS+HH:MM in `zone` ("" = UTC), as `cron-next` prints it.
-std::string format_in_zone(wall_time t, const std::string& zone) {
-  auto secs = std::chrono::floor<std::chrono::seconds>(t);
-  if (zone.empty() || zone == "UTC") return date::format("%Y-%m-%dT%H:%M:%S+00:00", secs);
-  date::zoned_seconds z(date::locate_zone(zone), secs);
-  std::string s = date::format("%Y-%m-%dT%H:%M:%S%z", z);
-  return s.insert(s.size() - 2, ":");  // +0530 -> +05:30
 }
 
 int serve(const std::string& db, const ServeArgs& a) {
@@ -416,10 +407,12 @@ int main(int argc, char** argv) {
       auto r = store->get(id);
       if (!r) throw NotFound("no task " + id_text);
       if (!r->repeats()) throw WrongState("task " + id_text + " does not repeat (no cron, no repeat_every)");
-      // From the planned time of its next run: that one first, then the ones after it.
+      // From the planned time of its next run: that one first, then the ones after it. Printed as
+      // cron-next prints them: in the task's zone (a grid in UTC).
+      const auto zone = CronSchedule::parse(r->cron.empty() ? "* * * * *" : r->cron, r->tz);
       wall_time t = r->planned_time.value_or(r->exec_time);
       for (std::size_t i = 0; i < count && t < kMaxTime; ++i) {
-        std::printf("%s\n", format_in_zone(t, r->tz).c_str());
+        std::printf("%s\n", zone.format(t).c_str());
         t = store::next_occurrence(*r, t, t);
       }
       return kOk;
