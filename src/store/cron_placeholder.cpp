@@ -13,7 +13,7 @@
 namespace taskpool {
 
 CronSchedule CronSchedule::parse(std::string_view expr, std::string_view zone) {
-  if (!zone.empty() && zone != "UTC") throw std::invalid_argument("tz: unknown time zone '" + std::string(zone) + "'");
+  if (!zone.empty() && zone != "UTC") throw std::invalid_argument("cron: tz: unknown time zone '" + std::string(zone) + "'");
   static const char* const kNames[5] = {"minute", "hour", "day-of-month", "month", "day-of-week"};
   static const int kMin[5] = {0, 0, 1, 1, 0}, kMax[5] = {59, 23, 31, 12, 7};
   std::istringstream in{std::string(expr)};
