@@ -30,6 +30,12 @@
 //    the live task with this key" one atomic statement, across threads and processes. An upsert
 //    that changes exec_time or payload bumps `revision`; a run that ends under a newer revision
 //    leaves the task waiting at its new time (the latest upsert wins over retry bookkeeping).
+//  - Claims (docs/schema.md, "Fair claims"): levels strictly by priority; within a level the
+//    fair order walks the creators (groups) with waiting rows by a skip-scan of a partial index,
+//    one earliest claimable row per key per round, from a cursor kept per level; caps skip a
+//    spent handler's rows by merging per-handler ranges of tasks_caps. Cost: O(limit) probes.
+//  - Debounce: the upsert statement itself clamps exec_time to debounce_start + max_wait, so
+//    concurrent re-arms from any process cannot pass the bound; a run's end closes the window.
 //  - Change notification: PRAGMA data_version (other connections' commits) plus this
 //    connection's change count, and an inotify watch of the database's directory filtered to the
 //    database file and its -wal/-journal files, so a waiter sleeps until a commit happens.
@@ -797,19 +803,21 @@ class SqliteTaskStore final : public TaskStore {
         "INSERT INTO tasks (creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, "
         "task_status, task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, unique_key, "
         "updated_time, report_on, cron, tz, debounce_ms, max_wait_ms, debounce_start) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-        "?7, ?8, 'waiting', ?9, ?10, ?11, ?12, 0, ?13, ?14, ?7, ?15, ?16, ?17, ?18, ?19, CASE WHEN ?18 IS NULL THEN NULL "
-        "ELSE ?7 END) "
+        "?7, ?8, 'waiting', ?9, ?10, ?11, ?12, 0, ?13, ?14, ?7, ?15, ?16, ?17, ?18, ?19, "
+        "CASE WHEN ?18 IS NULL THEN NULL ELSE ?7 END) "
         "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND task_status IN ('waiting', 'running') "
         // The latest upsert wins: a waiting task starts a new occurrence (no pending retry); a
         // running one gets a new revision, which its run's completion sees. Debounce (one
         // statement, so race-free across processes): a waiting row in a window moves to
         // min(now + debounce, debounce_start + max_wait) and keeps its window; otherwise (a
         // running row, or no window yet) a new window starts now.
-        "DO UPDATE SET revision = revision + (exec_time IS NOT (" + debounced_time + ") OR payload IS NOT excluded.payload), "
+        "DO UPDATE SET revision = revision + (exec_time IS NOT (" + debounced_time +
+        ") OR payload IS NOT excluded.payload), "
         "attempts = CASE WHEN task_status = 'waiting' THEN 0 ELSE attempts END, "
         "planned_time = CASE WHEN task_status = 'waiting' THEN NULL ELSE planned_time END, "
         "debounce_start = CASE WHEN excluded.debounce_ms IS NULL THEN NULL "
-        "WHEN task_status = 'waiting' AND debounce_start IS NOT NULL THEN debounce_start ELSE excluded.debounce_start END, "
+        "WHEN task_status = 'waiting' AND debounce_start IS NOT NULL THEN debounce_start "
+        "ELSE excluded.debounce_start END, "
         "exec_time = " + debounced_time + ", payload = excluded.payload, task_level = excluded.task_level, "
         "debounce_ms = excluded.debounce_ms, max_wait_ms = excluded.max_wait_ms, "
         "updated_time = excluded.updated_time RETURNING id");
@@ -838,25 +846,23 @@ class SqliteTaskStore final : public TaskStore {
     // Caps: the handlers with waiting rows at a level, and one handler's next due row after a
     // (exec_time, id) position, off tasks_caps (the expression must match the index's).
     const std::string handler_expr = "CASE WHEN exec_task = '' THEN task_type ELSE exec_task END";
-    stmts_.handler_first = p("SELECT " + handler_expr + " FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 "
-                             "ORDER BY " + handler_expr + " LIMIT 1");
-    stmts_.handler_next = p("SELECT " + handler_expr + " FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 AND " +
-                            handler_expr + " > ?2 ORDER BY " + handler_expr + " LIMIT 1");
-    stmts_.handler_rows = p("SELECT id, exec_time FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 AND " +
-                            handler_expr + " = ?2 AND exec_time BETWEEN max(0, ?4) AND ?3 AND lease_owner IS NULL AND "
+    const std::string by_handler = " FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 ";
+    stmts_.handler_first = p("SELECT " + handler_expr + by_handler + "ORDER BY " + handler_expr + " LIMIT 1");
+    stmts_.handler_next =
+        p("SELECT " + handler_expr + by_handler + "AND " + handler_expr + " > ?2 ORDER BY " + handler_expr + " LIMIT 1");
+    stmts_.handler_rows = p("SELECT id, exec_time" + by_handler + "AND " + handler_expr +
+                            " = ?2 AND exec_time BETWEEN max(0, ?4) AND ?3 AND lease_owner IS NULL AND "
                             "(exec_time > ?4 OR id > ?5) ORDER BY exec_time, id LIMIT 1");
     // Fair claims: a skip-scan over tasks_fair_creator / tasks_fair_group (partial indexes on
     // waiting rows): the next key is one index seek, a key's earliest claimable row another.
     for (int f = 0; f < 2; ++f) {
       const std::string key = f == 0 ? "creator_id" : "group_id";
-      const std::string from = std::string("FROM tasks INDEXED BY ") + (f == 0 ? "tasks_fair_creator" : "tasks_fair_group");
-      stmts_.fair_first[f] = p("SELECT " + key + " " + from + " WHERE task_status = 'waiting' AND task_level = ?1 ORDER BY " +
-                               key + " LIMIT 1");
-      stmts_.fair_next[f] = p("SELECT " + key + " " + from + " WHERE task_status = 'waiting' AND task_level = ?1 AND " + key +
-                              " > ?2 ORDER BY " + key + " LIMIT 1");
-      stmts_.fair_rows[f] = p("SELECT id, exec_task, task_type " + from + " WHERE task_status = 'waiting' AND task_level = ?1 "
-                              "AND " + key + " = ?2 AND exec_time BETWEEN 0 AND ?3 AND lease_owner IS NULL "
-                              "ORDER BY exec_time, id");
+      const std::string by_key = std::string(" FROM tasks INDEXED BY ") + (f == 0 ? "tasks_fair_creator" : "tasks_fair_group") +
+                                 " WHERE task_status = 'waiting' AND task_level = ?1 ";
+      stmts_.fair_first[f] = p("SELECT " + key + by_key + "ORDER BY " + key + " LIMIT 1");
+      stmts_.fair_next[f] = p("SELECT " + key + by_key + "AND " + key + " > ?2 ORDER BY " + key + " LIMIT 1");
+      stmts_.fair_rows[f] = p("SELECT id, exec_task, task_type" + by_key + "AND " + key +
+                              " = ?2 AND exec_time BETWEEN 0 AND ?3 AND lease_owner IS NULL ORDER BY exec_time, id");
     }
     stmts_.claim = p(
         "UPDATE tasks SET task_status = 'running', lease_owner = ?1, lease_until = ?2, claim_token = claim_token + 1, "
