@@ -167,6 +167,13 @@ int main(int argc, char** argv) {
     add("store_insert", "us/task", [=] { return store_insert(s.store_inserts); });
     add("store_insert_batch", "us/task", [=] { return store_insert_batch(s.store_inserts * 10); });
     add("dispatch_noop", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5); });
+    // #14: fair claims over 10k creators, the plain order, and a handler limited to 2 runs.
+    add("dispatch_noop_10k_creators", "us/task",
+        [=] { return dispatch_noop(t, s.store_inserts * 5, 10'000, taskpool::Fairness::creator); });
+    add("dispatch_noop_10k_none", "us/task",
+        [=] { return dispatch_noop(t, s.store_inserts * 5, 10'000, taskpool::Fairness::none); });
+    add("dispatch_noop_limit2", "us/task",
+        [=] { return dispatch_noop(t, s.store_inserts * 5, 1, taskpool::Fairness::creator, 2); });
     add("due_to_start_inproc", "ms", [=] { return due_to_start(t, s.due_samples, true); });
     add("due_to_start_outproc", "ms", [=] { return due_to_start(t, s.due_samples / 4, false); });
   }

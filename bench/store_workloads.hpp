@@ -54,16 +54,23 @@ inline Figure store_insert_batch(std::size_t n) {
   return {ns_since(t0) / 1e3 / static_cast<double>(n)};
 }
 
-// µs per no-op task claimed, run and completed by a dispatcher.
-inline Figure dispatch_noop(std::size_t threads, std::size_t n) {
+// µs per no-op task claimed, run and completed by a dispatcher. The tasks come from `creators`
+// creators (round robin); `fairness` is the claim order; `limit` > 0 caps the noop handler's
+// concurrent runs (DispatcherOptions::limits).
+inline Figure dispatch_noop(std::size_t threads, std::size_t n, std::size_t creators = 1,
+                            taskpool::Fairness fairness = taskpool::Fairness::creator, std::size_t limit = 0) {
   TempDb db;
   auto store = taskpool::open_sqlite_store(db.path());
   std::vector<taskpool::NewTask> batch(n, noop_task());
+  if (creators > 1)
+    for (std::size_t i = 0; i < n; ++i) batch[i].creator_id = "c" + std::to_string(i % creators);
   store->add_batch(batch);
   taskpool::ThreadPool pool(threads);
   taskpool::DispatcherOptions o;
   o.batch = 256;
   o.prefetch = 256;  // throughput, not fair sharing between daemons: claim big batches
+  o.fairness = fairness;
+  if (limit > 0) o.limits = {{"noop", limit}};
   taskpool::Dispatcher d(*store, pool, o);
   std::atomic<std::size_t> ran{0};
   d.handle("noop", [&](const taskpool::TaskContext&) {

@@ -662,4 +662,82 @@ TEST_F(CliTest, CronNext) {
   }
 }
 
+// #14 Invariant: cron and debounce tasks from the command: bad input is one line, exit 2, and
+// nothing is stored (no database is even created); good input round-trips through show, list and
+// next, which prints the next instants in the schedule's zone.
+TEST_F(CliTest, CronAndDebounceFromTheCommand) {
+  auto refused = [&](const std::vector<std::string>& args, const std::string& field) {
+    auto r = cli(args);
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find(field), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  };
+  refused({"add", "--type", "memo", "--cron", "61 * * * *"}, "cron");
+  refused({"add", "--type", "memo", "--cron", "0 9 * * *", "--every", "1h"}, "repeat_every");
+  refused({"add", "--type", "memo", "--tz", "UTC"}, "tz");
+  refused({"add", "--type", "memo", "--cron", "0 9 * * *", "--tz", "No/Such_Zone"}, "No/Such_Zone");
+  refused({"add", "--type", "memo", "--debounce", "1m"}, "unique_key");
+  refused({"add", "--type", "memo", "--unique-key", "k", "--max-wait", "1m"}, "max_wait");
+  refused({"add", "--type", "memo", "--unique-key", "k", "--debounce", "2m", "--max-wait", "1m"}, "max_wait");
+  EXPECT_FALSE(std::filesystem::exists(db_));
+
+  auto c = cli({"add", "--type", "memo", "--cron", "0 9 * * *"});
+  ASSERT_EQ(c.rc, 0) << c.err;
+  std::string id = c.out.substr(0, c.out.find('\n'));
+  auto show = nlohmann::json::parse(cli({"show", id}).out);
+  EXPECT_EQ(show["cron"], "0 9 * * *");
+  EXPECT_TRUE(show["repeat_every"].is_null());
+  EXPECT_NE(cli({"list"}).out.find("cron 0 9 * * *"), std::string::npos);
+  auto next = cli({"next", id, "--count", "3"});
+  ASSERT_EQ(next.rc, 0) << next.err;
+  std::vector<std::string> lines;
+  for (std::size_t at = 0, nl; (nl = next.out.find('\n', at)) != std::string::npos; at = nl + 1)
+    lines.push_back(next.out.substr(at, nl - at));
+  ASSERT_EQ(lines.size(), 3u) << next.out;
+  for (auto& l : lines) EXPECT_EQ(l.substr(10), "T09:00:00+00:00") << l;
+  EXPECT_LT(lines[0], lines[1]);
+  EXPECT_LT(lines[1], lines[2]);
+
+  auto every = cli({"add", "--type", "memo", "--every", "10m", "--at", "2030-01-01T00:00:00Z"});
+  auto grid = cli({"next", every.out.substr(0, every.out.find('\n')), "--count", "2"});
+  EXPECT_EQ(grid.out, "2030-01-01T00:00:00+00:00\n2030-01-01T00:10:00+00:00\n");
+  auto once = cli({"add", "--type", "memo"});
+  EXPECT_EQ(cli({"next", once.out.substr(0, once.out.find('\n'))}).rc, 4);
+
+  auto d1 = cli({"add", "--type", "memo", "--unique-key", "img:1", "--debounce", "1m", "--max-wait", "10m"});
+  auto d2 = cli({"add", "--type", "memo", "--unique-key", "img:1", "--debounce", "1m", "--max-wait", "10m"});
+  ASSERT_EQ(d1.rc, 0) << d1.err;
+  EXPECT_EQ(d1.out, d2.out);
+  auto ds = nlohmann::json::parse(cli({"show", d1.out.substr(0, d1.out.find('\n'))}).out);
+  EXPECT_EQ(ds["debounce"], "60000ms");
+  EXPECT_EQ(ds["max_wait"], "600000ms");
+  EXPECT_TRUE(ds["debounce_start"].is_string());
+}
+
+// #14 Invariant: serve --limit bounds the runs of a handler: exec tasks that each hold a lock
+// directory while they run never find it taken under --limit exec=1, and all of them run; bad
+// --limit / --fairness values exit 2.
+TEST_F(CliTest, ServeLimitsAndFairness) {
+  EXPECT_EQ(wait_exit_within(serve({"--limit", "exec=0"}), std::chrono::seconds(30)), 2);
+  EXPECT_EQ(wait_exit_within(serve({"--limit", "exec"}), std::chrono::seconds(30)), 2);
+  EXPECT_EQ(wait_exit_within(serve({"--fairness", "loudest"}), std::chrono::seconds(30)), 2);
+  const std::string lock = (dir_ / "lock").string();
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 6; ++i) {
+    auto r = cli({"add", "--type", "exec", "--creator", "c" + std::to_string(i % 3), "--payload",
+                  R"({"argv": ["sh", "-c", "mkdir )" + lock + R"( || exit 7; sleep 0.05; rmdir )" + lock + R"("]})"});
+    ASSERT_EQ(r.rc, 0) << r.err;
+    ids.push_back(std::stoll(r.out));
+  }
+  pid_t pid = serve({"--limit", "exec=1", "--fairness", "group"});
+  auto s = store();
+  for (auto id : ids)
+    EXPECT_TRUE(eventually([&] { return s->get(id)->status != taskpool::TaskStatus::waiting &&
+                                        s->get(id)->status != taskpool::TaskStatus::running; },
+                           std::chrono::seconds(60)));
+  for (auto id : ids) EXPECT_EQ(s->get(id)->status, taskpool::TaskStatus::done) << *s->get(id)->last_error;
+  kill(pid, SIGTERM);
+  EXPECT_EQ(wait_exit(pid), 0);
+}
+
 }  // namespace

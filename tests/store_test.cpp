@@ -24,7 +24,7 @@ class StoreTest : public test::StoreFixture {
   // Claims and starts (the dispatcher's two steps before a run).
   std::vector<TaskRecord> claim_started(TaskStore& s, std::string_view owner, std::size_t n,
                                         std::chrono::milliseconds lease = 30s) {
-    auto got = s.claim_due(owner, n, lease);
+    auto got = s.claim_due({std::string(owner), n, lease});
     std::vector<TaskRecord*> ptrs;
     for (auto& r : got) ptrs.push_back(&r);
     auto ok = s.start_runs(ptrs);
@@ -129,7 +129,7 @@ TEST_F(StoreTest, ClaimDueInPriorityOrder) {
   later.exec_time = now + 1h;
   ts.push_back(later);
   auto ids = store_->add_batch(ts);
-  auto got = store_->claim_due("runner-a", 10, 30s);
+  auto got = store_->claim_due({"runner-a", 10, 30s});
   ASSERT_EQ(got.size(), 4u);
   for (auto& r : got) EXPECT_EQ(r.attempts, 0) << "an attempt is counted when the run starts, not at the claim";
   std::vector<TaskRecord*> ptrs;
@@ -145,7 +145,7 @@ TEST_F(StoreTest, ClaimDueInPriorityOrder) {
     EXPECT_EQ(r.lease_owner, "runner-a");
     EXPECT_EQ(r.attempts, 1);
   }
-  EXPECT_TRUE(store_->claim_due("runner-b", 10, 30s).empty());
+  EXPECT_TRUE(store_->claim_due({"runner-b", 10, 30s}).empty());
   EXPECT_EQ(store_->stats().running, 4);
   EXPECT_EQ(store_->next_due(), store_->get(ids.back())->exec_time);
 }
@@ -170,7 +170,7 @@ TEST_F(StoreTest, ClaimBacklogAcrossLevelsInOrder) {
   store_->add_batch(ts);
   std::vector<TaskRecord> all;
   for (;;) {
-    auto got = store_->claim_due("runner", 256, 30s);
+    auto got = store_->claim_due({"runner", 256, 30s});
     if (got.empty()) break;
     all.insert(all.end(), got.begin(), got.end());
   }
@@ -207,7 +207,7 @@ TEST_F(StoreTest, RearmedDuringRunWaitsForNewTime) {
 }
 
 // Invariant: opening a version-1 database migrates it in place: rows kept, the due index
-// replaced, the version-3 columns added, user_version raised.
+// replaced, the version-3 and version-4 columns and indexes added, user_version raised.
 TEST_F(StoreTest, MigratesVersionOne) {
   auto id = store_->add(memo());
   store_.reset();
@@ -217,7 +217,11 @@ TEST_F(StoreTest, MigratesVersionOne) {
                          "DROP INDEX tasks_due; CREATE INDEX tasks_due ON tasks (task_status, exec_time); "
                          "DROP INDEX tasks_ending; ALTER TABLE tasks DROP COLUMN planned_time; "
                          "ALTER TABLE tasks DROP COLUMN claim_token; ALTER TABLE tasks DROP COLUMN revision; "
-                         "ALTER TABLE tasks DROP COLUMN report_on; PRAGMA user_version = 1",
+                         "ALTER TABLE tasks DROP COLUMN report_on; DROP INDEX tasks_fair_creator; DROP INDEX tasks_fair_group; "
+                         "DROP INDEX tasks_caps; "
+                         "ALTER TABLE tasks DROP COLUMN cron; ALTER TABLE tasks DROP COLUMN tz; "
+                         "ALTER TABLE tasks DROP COLUMN debounce_ms; ALTER TABLE tasks DROP COLUMN max_wait_ms; "
+                         "ALTER TABLE tasks DROP COLUMN debounce_start; PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -237,8 +241,10 @@ TEST_F(StoreTest, MigratesVersionOne) {
   EXPECT_EQ(scalar("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_due')"), 3);
   EXPECT_EQ(scalar("SELECT count(*) FROM pragma_table_info('tasks') WHERE name IN "
-                   "('planned_time', 'claim_token', 'revision', 'report_on')"),
-            4);
+                   "('planned_time', 'claim_token', 'revision', 'report_on', 'cron', 'tz', 'debounce_ms', 'max_wait_ms', "
+                   "'debounce_start')"),
+            9);
+  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_fair_creator', 'tasks_fair_group', 'tasks_caps')"), 3);
   sqlite3_close(db);
 }
 
@@ -300,7 +306,7 @@ TEST_F(StoreTest, RepeatingStaysOnGrid) {
   EXPECT_EQ(r->status, TaskStatus::waiting);
   EXPECT_EQ(r->exec_time, slot + 40s);  // slots -25, -15, -5 were missed; +5 is next
   EXPECT_EQ(r->attempts, 0);
-  EXPECT_TRUE(store_->claim_due("r", 1, 30s).empty());  // not due again before its slot
+  EXPECT_TRUE(store_->claim_due({"r", 1, 30s}).empty());  // not due again before its slot
 }
 
 // Invariant: failures retry with backoff up to max_attempts, then the task fails and reports.
@@ -468,7 +474,7 @@ TEST_F(StoreTest, WaitForChangeSeesOtherConnections) {
 // and interrupt_wait() ends a wait at once.
 TEST_F(StoreTest, WaitForChangeSeesOwnWritesAndInterrupts) {
   store_->add(memo());
-  store_->claim_due("dead", 1, -1000ms);
+  store_->claim_due({"dead", 1, -1000ms});
   store_->wait_for_change(std::chrono::steady_clock::now());
   EXPECT_EQ(store_->recover_expired(), 1u);
   EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now()));
@@ -515,7 +521,7 @@ TEST_F(StoreTest, FencingTokenSeparatesRunsOfOneTask) {
   ASSERT_EQ(old_run.size(), 1u);
   ASSERT_TRUE(store_->cancel(id));
   ASSERT_TRUE(store_->retry(id));
-  EXPECT_TRUE(store_->claim_due("same-owner", 1, 30s).empty()) << "the cancelled run has not ended yet";
+  EXPECT_TRUE(store_->claim_due({"same-owner", 1, 30s}).empty()) << "the cancelled run has not ended yet";
   EXPECT_FALSE(store_->next_due().has_value()) << "next_due must agree with what a claim can take";
   EXPECT_EQ(store_->claims_held({&old_run[0]}), std::vector<bool>{false});
   EXPECT_EQ(store_->renew_leases({&old_run[0]}, 30s), std::vector<bool>{false});
@@ -536,7 +542,7 @@ TEST_F(StoreTest, FencingTokenSeparatesRunsOfOneTask) {
 TEST_F(StoreTest, CancelledWhileQueuedDoesNotStart) {
   auto a = store_->add(memo());
   auto b = store_->add(memo());
-  auto got = store_->claim_due("r", 2, 30s);
+  auto got = store_->claim_due({"r", 2, 30s});
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(store_->get(a)->attempts, 0);
   ASSERT_TRUE(store_->cancel(got[0].id));
@@ -560,7 +566,7 @@ TEST_F(StoreTest, MalformedExecTimesAreFailedNeverDue) {
   auto ok_id = store_->add(ok);
   EXPECT_EQ(std::chrono::floor<std::chrono::milliseconds>(*store_->next_due()),
             std::chrono::floor<std::chrono::milliseconds>(later));
-  EXPECT_TRUE(store_->claim_due("r", 10, 30s).empty());
+  EXPECT_TRUE(store_->claim_due({"r", 10, 30s}).empty());
   store_->recover_expired();
   for (std::int64_t id = 1; id <= 3; ++id) {
     auto r = store_->get(id);

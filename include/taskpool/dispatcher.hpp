@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -68,6 +69,13 @@ struct DispatcherOptions {
   std::size_t batch = 64;    // most tasks claimed and not recorded at once
   std::size_t prefetch = 2;  // tasks claimed beyond the pool's free workers (ready when one frees)
   RetryPolicy retry;
+  // Claim order among due tasks of one level (store.hpp, Fairness): alternate between creators
+  // (the default) or groups, each one's earliest due task first, so one creator's backlog delays
+  // another's task by at most one claim batch; none: earliest exec_time first.
+  Fairness fairness = Fairness::creator;
+  // Per-handler concurrency limits on this node: at most N runs of that handler at once (claimed
+  // or running); the others stay waiting in the table, not in memory. Each N >= 1.
+  std::map<std::string, std::size_t> limits;
   // Called after each recorded run (any thread). The reports table gets the same information.
   std::function<void(const TaskRecord&, const RunResult&)> on_report;
   // One line per run ("task 12 exec done in 3 ms: hello"; the first line of the output or the
@@ -77,7 +85,8 @@ struct DispatcherOptions {
 
 class Dispatcher {
  public:
-  // Throws std::invalid_argument naming the option for batch == 0 or lease < kMinLease.
+  // Throws std::invalid_argument naming the option for batch == 0, lease < kMinLease, or a
+  // limit of 0 or for an unnamed handler.
   Dispatcher(TaskStore& store, ThreadPool& pool, DispatcherOptions opts = {});
   ~Dispatcher();  // stop(0): running tasks are stop-requested
   Dispatcher(const Dispatcher&) = delete;

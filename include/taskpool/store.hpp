@@ -64,6 +64,10 @@ struct NewTask {
   int max_attempts = 1;          // >= 1; failures are retried with backoff up to this many runs
   std::string unique_key;        // non-empty: upsert the live task with this key
   std::optional<ReportOn> report_on;
+  std::string cron;   // "" = none; 5/6-field expression or @macro; excludes repeat_every
+  std::string tz;     // IANA zone of `cron`; "" = UTC
+  std::optional<std::chrono::milliseconds> debounce;  // needs unique_key: each upsert re-arms
+  std::optional<std::chrono::milliseconds> max_wait;  // needs debounce
 };
 
 struct TaskRecord {
@@ -89,13 +93,20 @@ struct TaskRecord {
   // Bumped by an upsert that changes exec_time or payload: a run that ends under a newer
   // revision leaves the task waiting at its new time (the latest upsert wins).
   std::int64_t revision = 0;
+  std::string cron;   // "" = none; 5/6-field expression or @macro; excludes repeat_every
+  std::string tz;     // IANA zone of `cron`; "" = UTC
+  std::optional<std::chrono::milliseconds> debounce;  // needs unique_key: each upsert re-arms
+  std::optional<std::chrono::milliseconds> max_wait;  // needs debounce
+  std::optional<wall_time> debounce_start;  // first arm of the current debounce window
+  // Whether it repeats (repeat_every or cron): its runs go on at the next occurrence.
+  bool repeats() const noexcept { return repeat_every.has_value() || !cron.empty(); }
   // The handler that runs it: exec_task, or task_type when exec_task is empty.
   const std::string& handler() const noexcept { return exec_task.empty() ? task_type : exec_task; }
 };
 
 // Whether an outcome (done, failed or cancelled) of `t` writes a report, per its report_on.
 inline bool writes_report(const TaskRecord& t, TaskStatus outcome) noexcept {
-  ReportOn r = t.report_on.value_or(t.repeat_every ? ReportOn::failure : ReportOn::always);
+  ReportOn r = t.report_on.value_or(t.repeats() ? ReportOn::failure : ReportOn::always);
   if (r == ReportOn::never) return false;
   return r == ReportOn::always || outcome == TaskStatus::failed;
 }
@@ -133,6 +144,20 @@ struct ListQuery {
   std::size_t limit = 1000;
 };
 
+// Claims (TaskStore::claim_due). Among due tasks of one level, `creator` and `group` fairness
+// alternate between creators (groups), each one's earliest due task first, continuing from a
+// cursor kept by the store object; `none` is the plain order (exec_time, id). docs/schema.md
+// gives the exact order and its cost.
+enum class Fairness { none, creator, group };
+struct ClaimRequest {
+  std::string owner;
+  std::size_t limit = 1;
+  std::chrono::milliseconds lease = std::chrono::seconds(30);
+  Fairness fairness = Fairness::creator;
+  struct HandlerCap { std::string handler; std::size_t free; };  // at most `free` more runs of it
+  std::vector<HandlerCap> caps;
+};
+
 // Retry policy: delay = min(max, base * 2^(attempts-1)) * (1 + jitter * U[-1, 1]).
 struct RetryPolicy {
   std::chrono::milliseconds base = std::chrono::seconds(1);
@@ -146,7 +171,10 @@ class TaskStore {
 
   // Inserts `t`, or — when t.unique_key is set and a waiting/running task has that key — updates
   // that task's exec_time, payload and task_level instead. Returns the id. Race-free across
-  // threads and processes (a partial unique index decides).
+  // threads and processes (a partial unique index decides). With t.debounce, the upsert re-arms
+  // a waiting task to now + debounce but never past its window's first arm + max_wait, and a
+  // running task's next run starts a new window (docs/schema.md, "Debounce"). A cron task
+  // without exec_time is first due at its schedule's next instant after now.
   virtual std::int64_t add(const NewTask& t) = 0;
   // All in one transaction: every task is stored, or (on any error) none.
   virtual std::vector<std::int64_t> add_batch(const std::vector<NewTask>& ts) = 0;
@@ -181,11 +209,12 @@ class TaskStore {
   // release when it is given back. Every call after the claim matches the claim's fencing
   // token (TaskRecord::claim_token).
   //
-  // Atomically marks up to `limit` due waiting tasks running with a lease held by `owner` until
-  // now + lease, highest level first, then earliest exec_time. A row whose previous run may
-  // still be ending (a cancelled run that has not acknowledged its end) is not claimable. The
-  // attempt is not counted yet (start_runs counts it).
-  virtual std::vector<TaskRecord> claim_due(std::string_view owner, std::size_t limit, std::chrono::milliseconds lease) = 0;
+  // Atomically marks up to `req.limit` due waiting tasks running with a lease held by
+  // `req.owner` until now + req.lease, highest level first; within a level in req.fairness's
+  // order (docs/schema.md). A handler named in req.caps gets at most its `free` rows (none for
+  // 0). A row whose previous run may still be ending (a cancelled run that has not acknowledged
+  // its end) is not claimable. The attempt is not counted yet (start_runs counts it).
+  virtual std::vector<TaskRecord> claim_due(const ClaimRequest& req) = 0;
   // Starts claimed runs, in one transaction: result[i] is true when claims[i] is still held
   // (running under its token); its attempt is then counted (claims[i]->attempts updated). A
   // false one must not run (cancelled or taken over while queued); release() it.

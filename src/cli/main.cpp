@@ -18,10 +18,12 @@
 #include <filesystem>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <thread>
 
 #include "store/records.hpp"
 #include "store/task_rules.hpp"
+#include "taskpool/cron.hpp"
 #include "taskpool/taskpool.hpp"
 
 #ifndef TASKPOOL_VERSION
@@ -99,9 +101,28 @@ void log_line(const std::string& line) {
 
 struct ServeArgs {
   std::size_t threads = 0;
-  std::string poll = "1s", grace = "30s", lease = "30s";
+  std::string poll = "1s", grace = "30s", lease = "30s", fairness = "creator", limits;
   std::size_t prefetch = DispatcherOptions{}.prefetch;
 };
+
+// "memo=2,exec=4" -> {memo: 2, exec: 4}; a one-line error naming --limit otherwise.
+std::map<std::string, std::size_t> parse_limits(const std::string& text) {
+  std::map<std::string, std::size_t> out;
+  if (text.empty()) return out;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    std::size_t comma = text.find(',', at);
+    std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    std::size_t eq = item.find('=');
+    std::string name = item.substr(0, eq), n = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (name.empty() || n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos || std::stoul(n) == 0)
+      throw UsageError("--limit: '" + item + "' is not HANDLER=N with N >= 1 (e.g. memo=2,exec=4)");
+    if (!out.emplace(name, std::stoul(n)).second) throw UsageError("--limit: handler '" + name + "' is named twice");
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
 
 int serve(const std::string& db, const ServeArgs& a) {
   auto poll_interval = parse_duration(a.poll, "--poll");
@@ -123,6 +144,8 @@ int serve(const std::string& db, const ServeArgs& a) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   DispatcherOptions o;
+  o.fairness = a.fairness == "group" ? Fairness::group : a.fairness == "none" ? Fairness::none : Fairness::creator;
+  o.limits = parse_limits(a.limits);
   o.poll_interval = poll_interval;
   o.lease = lease;
   o.prefetch = a.prefetch;
@@ -159,6 +182,18 @@ int serve(const std::string& db, const ServeArgs& a) {
   }
 }
 
+// The SCHEDULE column of `list`: "cron 0 9 * * 1-5 Europe/Berlin", "every 600000ms",
+// "debounce 60000ms max 600000ms", or "-".
+std::string schedule_text(const TaskRecord& r) {
+  std::string out;
+  auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; };
+  if (!r.cron.empty()) out = "cron " + r.cron + (r.tz.empty() ? "" : " " + r.tz);
+  if (r.repeat_every) out = "every " + ms(*r.repeat_every);
+  if (r.debounce) out += (out.empty() ? "" : ", ") + std::string("debounce ") + ms(*r.debounce);
+  if (r.max_wait) out += " max " + ms(*r.max_wait);
+  return out.empty() ? "-" : records::printable(out);
+}
+
 // Why an existing task refused a state change: 3 when it does not exist (any more), else 4.
 [[noreturn]] void refused(TaskStore& store, std::int64_t id, const std::string& why) {
   if (!store.get(id)) throw NotFound("no task " + std::to_string(id));
@@ -190,10 +225,16 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--lease", serve_args.lease, "lease length, at least 1s; renewed every lease/3 while a task runs (default 30s)");
   serve_cmd->add_option("--prefetch", serve_args.prefetch,
                         "tasks claimed beyond the free worker threads (default " + std::to_string(serve_args.prefetch) + ")");
+  serve_cmd->add_option("--fairness", serve_args.fairness,
+                        "claim order among due tasks of a level: creator (alternate between creators, the default), group, "
+                        "or none (earliest first)")
+      ->check(CLI::IsMember({"creator", "group", "none"}));
+  serve_cmd->add_option("--limit", serve_args.limits,
+                        "at most N runs of a handler at once on this daemon, e.g. memo=2,exec=4 (the others wait in the table)");
 
   auto* add_cmd = command("add", "add a task (or upsert one with --unique-key / --unique)");
   NewTask nt;
-  std::string json_in, at, in, every, payload, report;
+  std::string json_in, at, in, every, payload, report, debounce, max_wait;
   bool unique = false;
   auto* json_opt = add_cmd->add_option(
       "--json", json_in,
@@ -218,6 +259,13 @@ int main(int argc, char** argv) {
       add_cmd->add_option("--every", every, "repeat_every, e.g. 10m (default: one-shot)"),
       add_cmd->add_option("--max-attempts", nt.max_attempts, "runs before a failure is final (default 1)"),
       add_cmd->add_option("--unique-key", nt.unique_key, "upsert the live task with this key"),
+      add_cmd->add_option("--cron", nt.cron,
+                          "repeat on a cron schedule: 5 fields (min hour dom month dow), 6 with leading seconds, or @daily "
+                          "etc.; first run at its next instant unless --at/--in"),
+      add_cmd->add_option("--tz", nt.tz, "IANA time zone of --cron, e.g. Europe/Berlin (default UTC)"),
+      add_cmd->add_option("--debounce", debounce,
+                          "with --unique-key: each add re-arms the waiting task to now + this (e.g. 1m)"),
+      add_cmd->add_option("--max-wait", max_wait, "with --debounce: but never later than this after the first arm (e.g. 10m)"),
   };
   auto* unique_flag = add_cmd->add_flag("--unique", unique, "upsert by creator+group+type");
   for (CLI::Option* f : fields) json_opt->excludes(f);
@@ -235,6 +283,10 @@ int main(int argc, char** argv) {
   std::string id_text;
   auto* show_cmd = command("show", "show one task as JSON");
   show_cmd->add_option("id", id_text, "task id")->required();
+  auto* next_cmd = command("next", "print the next instants of a stored repeating task (cron: in its zone)");
+  std::size_t count = 5;
+  next_cmd->add_option("id", id_text, "task id")->required();
+  next_cmd->add_option("--count", count, "how many (default 5)")->check(CLI::Range(1, 10000));
   auto* cancel_cmd = command("cancel", "cancel a waiting or running task");
   cancel_cmd->add_option("id", id_text, "task id")->required();
   auto* retry_cmd = command("retry", "run a finished, failed or cancelled task again now");
@@ -312,6 +364,8 @@ int main(int argc, char** argv) {
           check_time(*nt.exec_time, "--in");
         }
         if (!every.empty()) nt.repeat_every = parse_duration(every, "--every");
+        if (!debounce.empty()) nt.debounce = parse_duration(debounce, "--debounce");
+        if (!max_wait.empty()) nt.max_wait = parse_duration(max_wait, "--max-wait");
         if (!report.empty()) nt.report_on = parse_report_on(report);
         store::validate(nt);
         check(nt);
@@ -332,14 +386,16 @@ int main(int argc, char** argv) {
         if (!q.status) throw UsageError("unknown status '" + status_text + "' (waiting|running|done|failed|cancelled)");
       }
       auto store = open_store(db, Access::read);
-      if (!as_json) std::printf("%-6s %-9s %-2s %-19s  %-16s %s\n", "ID", "STATUS", "LV", "EXEC_TIME", "HANDLER", "CREATOR");
+      if (!as_json)
+        std::printf("%-6s %-9s %-2s %-19s  %-16s %-10s %s\n", "ID", "STATUS", "LV", "EXEC_TIME", "HANDLER", "CREATOR", "SCHEDULE");
       // Printed as the rows come: memory stays flat whatever the limit.
       store->scan(q, [&](const TaskRecord& r) {
         if (as_json) {
           std::printf("%s\n", records::dump(records::to_json(r)).c_str());
         } else {
-          std::printf("%-6lld %-9s L%d %s  %-16s %s\n", static_cast<long long>(r.id), std::string(to_string(r.status)).c_str(),
-                      r.task_level, format_time(r.exec_time).c_str(), r.handler().c_str(), r.creator_id.c_str());
+          std::printf("%-6lld %-9s L%d %s  %-16s %-10s %s\n", static_cast<long long>(r.id), std::string(to_string(r.status)).c_str(),
+                      r.task_level, format_time(r.exec_time).c_str(), r.handler().c_str(), r.creator_id.c_str(),
+                      schedule_text(r).c_str());
         }
         return true;
       });
@@ -351,6 +407,22 @@ int main(int argc, char** argv) {
       auto r = store->get(id);
       if (!r) throw NotFound("no task " + id_text);
       std::printf("%s\n", records::dump(records::to_json(*r), 2).c_str());
+      return kOk;
+    }
+    if (next_cmd->parsed()) {
+      auto id = parse_id(id_text);
+      auto store = open_store(db, Access::read);
+      auto r = store->get(id);
+      if (!r) throw NotFound("no task " + id_text);
+      if (!r->repeats()) throw WrongState("task " + id_text + " does not repeat (no cron, no repeat_every)");
+      // From the planned time of its next run: that one first, then the ones after it. Printed as
+      // cron-next prints them: in the task's zone (a grid in UTC).
+      const auto zone = CronSchedule::parse(r->cron.empty() ? "* * * * *" : r->cron, r->tz);
+      wall_time t = r->planned_time.value_or(r->exec_time);
+      for (std::size_t i = 0; i < count && t < kMaxTime; ++i) {
+        std::printf("%s\n", zone.format(t).c_str());
+        t = store::next_occurrence(*r, t, t);
+      }
       return kOk;
     }
     if (cancel_cmd->parsed()) {

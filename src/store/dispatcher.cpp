@@ -188,6 +188,25 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       throw std::invalid_argument("taskpool::Dispatcher: lease " + std::to_string(opts.lease.count()) +
                                   "ms is below the minimum of " + std::to_string(kMinLease.count()) + "ms");
     if (opts.poll_interval.count() <= 0) throw std::invalid_argument("taskpool::Dispatcher: poll_interval must be positive");
+    for (const auto& [name, n] : opts.limits) {
+      if (name.empty()) throw std::invalid_argument("taskpool::Dispatcher: limits: a handler name is empty");
+      if (n == 0) throw std::invalid_argument("taskpool::Dispatcher: limits: '" + name + "' must be at least 1");
+    }
+    if (opts.fairness != Fairness::none && opts.fairness != Fairness::creator && opts.fairness != Fairness::group)
+      throw std::invalid_argument("taskpool::Dispatcher: fairness is not none, creator or group");
+  }
+
+  // The claim for `cap` tasks: fairness, and per limited handler the runs it may still add
+  // (its limit minus its claims in flight, started or not).
+  ClaimRequest claim_request_locked(std::size_t cap) const TP_REQUIRES(mu) {
+    ClaimRequest req{opts.owner, cap, opts.lease, opts.fairness, {}};
+    for (const auto& [name, n] : opts.limits) {
+      std::size_t busy = 0;
+      for (const auto& [k, f] : flights)
+        if (f->rec.handler() == name) ++busy;
+      req.caps.push_back({name, n > busy ? n - busy : 0});
+    }
+    return req;
   }
 
   void log(const std::string& line) {
@@ -262,11 +281,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       const bool due_now = due <= std::chrono::system_clock::now();
       if (cap > 0 && now >= fail_not_before && (woken || (due_now && now >= claim_not_before))) {
         woken = false;
+        const ClaimRequest req = claim_request_locked(cap);
         lk.unlock();
         std::vector<TaskRecord> got;
         bool failed = false;
         try {
-          got = store.claim_due(opts.owner, cap, opts.lease);
+          got = store.claim_due(req);
         } catch (const std::exception& e) {
           failed = true;
           log(std::string("claim failed: ") + e.what() + "; retrying in " + std::to_string(fail_backoff.count()) + " ms");

@@ -165,6 +165,22 @@ std::optional<json> parse_stored(const std::string& text) {
   return std::move(b.root);
 }
 
+// A duration: text like "10m" (parse_duration) or positive seconds; null is unset.
+std::optional<std::chrono::milliseconds> duration_field(const json& v, const char* field) {
+  if (v.is_null()) return std::nullopt;
+  if (v.is_string()) return parse_duration(v.get<std::string>(), field);
+  if (v.is_number_integer() && int_value(v) > 0) {
+    auto s = int_value(v);
+    if (s > kMaxDuration.count() / 1000) check_duration(kMaxDuration + std::chrono::milliseconds(1), field);
+    return std::chrono::seconds(s);
+  }
+  bad(std::string(field) + " must be a duration like \"10m\" or positive seconds");
+}
+
+json duration_text(const std::optional<std::chrono::milliseconds>& d) {
+  return d ? json(std::to_string(d->count()) + "ms") : json();
+}
+
 json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(); }
 json opt(const std::optional<wall_time>& t) { return t ? json(format_time_precise(*t)) : json(); }
 
@@ -209,16 +225,15 @@ NewTask task_from_json(const json& j) {
         t.payload = v.dump();
       }
     } else if (k == "repeat_every") {
-      if (v.is_null()) continue;
-      if (v.is_string()) {
-        t.repeat_every = parse_duration(v.get<std::string>(), "repeat_every");
-      } else if (v.is_number_integer() && int_value(v) > 0) {
-        auto s = int_value(v);
-        if (s > kMaxDuration.count() / 1000) check_duration(kMaxDuration + std::chrono::milliseconds(1), "repeat_every");
-        t.repeat_every = std::chrono::seconds(s);
-      } else {
-        bad("repeat_every must be a duration like \"10m\" or positive seconds");
-      }
+      t.repeat_every = duration_field(v, "repeat_every");
+    } else if (k == "debounce") {
+      t.debounce = duration_field(v, "debounce");
+    } else if (k == "max_wait") {
+      t.max_wait = duration_field(v, "max_wait");
+    } else if (k == "cron") {
+      t.cron = v.is_null() ? "" : str();
+    } else if (k == "tz") {
+      t.tz = v.is_null() ? "" : str();
     } else if (k == "max_attempts") {
       if (!v.is_number_integer() || int_value(v) < 1 || int_value(v) > 1000) bad("max_attempts must be an integer 1..1000");
       t.max_attempts = static_cast<int>(int_value(v));
@@ -228,7 +243,7 @@ NewTask task_from_json(const json& j) {
       t.report_on = parse_report_on(s);
       if (!t.report_on) bad("report_on must be always, failure or never, not '" + s + "'");
     } else if (k == "id" || k == "attempts" || k == "last_error" || k == "result" || k == "lease_owner" ||
-               k == "lease_until" || k == "updated_time" || k == "planned_time") {
+               k == "lease_until" || k == "updated_time" || k == "planned_time" || k == "debounce_start") {
       continue;  // read-only: what the table keeps about runs (see records.hpp)
     } else {
       bad("unknown field '" + k + "'");
@@ -291,7 +306,12 @@ json to_json(const TaskRecord& r) {
             {"attempts", r.attempts},
             {"max_attempts", r.max_attempts},
             {"updated_time", format_time_precise(r.updated_time)}};
-  j["repeat_every"] = r.repeat_every ? json(std::to_string(r.repeat_every->count()) + "ms") : json();
+  j["repeat_every"] = duration_text(r.repeat_every);
+  j["cron"] = r.cron.empty() ? json() : json(r.cron);
+  j["tz"] = r.tz.empty() ? json() : json(r.tz);
+  j["debounce"] = duration_text(r.debounce);
+  j["max_wait"] = duration_text(r.max_wait);
+  j["debounce_start"] = opt(r.debounce_start);
   j["report_on"] = r.report_on ? json(std::string(to_string(*r.report_on))) : json();
   j["last_error"] = opt(r.last_error);
   j["result"] = opt(r.result);

@@ -11,7 +11,7 @@
 //
 // Round trip: to_json(TaskRecord) fed back to task_from_json describes the same task. What the
 // table keeps about runs is read-only and ignored on input: id, attempts, last_error, result,
-// lease_owner, lease_until, planned_time, create_time (checked, then the insert time is stored),
+// lease_owner, lease_until, planned_time, debounce_start, create_time (checked, then the insert time is stored),
 // updated_time.
 // task_status must be "waiting": a finished task's record is refused (drop the field to copy it).
 #pragma once

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "taskpool/cron.hpp"
+
 namespace taskpool {
 
 std::string_view to_string(TaskStatus s) noexcept {
@@ -126,6 +128,41 @@ void validate(const NewTask& t) {
   if (t.repeat_every && t.repeat_every->count() <= 0) throw std::invalid_argument("repeat_every must be positive");
   if (t.exec_task.empty() && t.task_type.empty())
     throw std::invalid_argument("a task needs exec_task (its handler) or task_type");
+  check_text(t.cron, "cron");
+  check_text(t.tz, "tz");
+  if (!t.tz.empty() && t.cron.empty()) throw std::invalid_argument("tz needs cron (it is the zone of the cron schedule)");
+  if (!t.cron.empty()) {
+    if (t.repeat_every) throw std::invalid_argument("cron and repeat_every exclude each other");
+    // CronSchedule's message names the field and the text ("cron: hour field: '24' ...",
+    // "cron: tz: unknown time zone '...'").
+    first_occurrence(t.cron, t.tz, std::chrono::system_clock::now());
+  }
+  if (t.debounce) {
+    check_duration(*t.debounce, "debounce");
+    if (t.debounce->count() <= 0) throw std::invalid_argument("debounce must be positive");
+    if (t.unique_key.empty()) throw std::invalid_argument("debounce needs unique_key (the task each upsert re-arms)");
+    if (t.exec_time) throw std::invalid_argument("debounce and exec_time exclude each other (debounce sets exec_time to now + debounce)");
+  }
+  if (t.max_wait) {
+    check_duration(*t.max_wait, "max_wait");
+    if (!t.debounce) throw std::invalid_argument("max_wait needs debounce");
+    if (*t.max_wait < *t.debounce) throw std::invalid_argument("max_wait must be at least debounce");
+  }
+}
+
+wall_time first_occurrence(const std::string& cron, const std::string& tz, wall_time now) {
+  auto next = CronSchedule::parse(cron, tz).next(now);
+  if (!next || *next >= kMaxTime) return kMaxTime;
+  return std::chrono::time_point_cast<wall_time::duration>(*next);
+}
+
+wall_time next_occurrence(const TaskRecord& t, wall_time planned, wall_time now) {
+  using std::chrono::milliseconds;
+  auto ms = [](wall_time w) { return std::chrono::duration_cast<milliseconds>(w.time_since_epoch()).count(); };
+  if (!t.cron.empty()) return first_occurrence(t.cron, t.tz, std::max(planned, now));
+  if (t.repeat_every)
+    if (auto next = next_slot(ms(planned), t.repeat_every->count(), ms(now))) return wall_time(milliseconds(*next));
+  return kMaxTime;
 }
 
 std::optional<std::int64_t> next_slot(std::int64_t slot, std::int64_t every, std::int64_t now) {

@@ -21,6 +21,17 @@ void validate(const NewTask& t);
 // when that slot is at or past kMaxTime (the series ends there) or the inputs are out of range.
 std::optional<std::int64_t> next_slot(std::int64_t slot, std::int64_t every, std::int64_t now);
 
+// The next occurrence of a repeating task whose run belonged to `planned`, at the end of that run
+// at `now`: repeat_every: next_slot (the grid); cron: the schedule's first instant strictly after
+// max(planned, now) — one catch-up, never a burst. kMaxTime when the series ends (no next
+// instant before kMaxTime, or the task does not repeat). Throws std::invalid_argument for a cron
+// or tz column that does not parse (another program wrote it).
+wall_time next_occurrence(const TaskRecord& t, wall_time planned, wall_time now);
+
+// A cron task's first instant strictly after `now` (its default exec_time); kMaxTime when none.
+// Throws std::invalid_argument (naming cron or tz) for a bad expression or zone.
+wall_time first_occurrence(const std::string& cron, const std::string& tz, wall_time now);
+
 // Retry delay after the `attempts`-th failed run: min(max, base * 2^(attempts-1)), scaled by
 // (1 + jitter * u) for u in [-1, 1] (the caller draws u). In ms, in [0, kMaxDuration].
 std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u);

@@ -7,11 +7,13 @@
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -20,6 +22,31 @@
 #include "common/test_util.hpp"
 
 namespace taskpool::test {
+
+// Runs body(i) in n forked children (each must open its own connections) and returns their exit
+// statuses as waitpid reports them; a child exits with what body returns, 1 when it throws.
+inline std::vector<int> run_children(int n, const std::function<int(int)>& body) {
+  std::vector<pid_t> kids;
+  for (int i = 0; i < n; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      int rc = 1;
+      try {
+        rc = body(i);
+      } catch (...) {
+      }
+      _exit(rc);
+    }
+    kids.push_back(pid);
+  }
+  std::vector<int> statuses;
+  for (pid_t k : kids) {
+    int status = -1;
+    if (k > 0) waitpid(k, &status, 0);
+    statuses.push_back(status);
+  }
+  return statuses;
+}
 
 // The pid in `file` (written as "echo $! > tmp && mv tmp file"), or 0 when not there yet.
 inline pid_t read_pid(const std::filesystem::path& file) {

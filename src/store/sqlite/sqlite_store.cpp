@@ -30,6 +30,12 @@
 //    the live task with this key" one atomic statement, across threads and processes. An upsert
 //    that changes exec_time or payload bumps `revision`; a run that ends under a newer revision
 //    leaves the task waiting at its new time (the latest upsert wins over retry bookkeeping).
+//  - Claims (docs/schema.md, "Fair claims"): levels strictly by priority; within a level the
+//    fair order walks the creators (groups) with waiting rows by a skip-scan of a partial index,
+//    one earliest claimable row per key per round, from a cursor kept per level; caps skip a
+//    spent handler's rows by merging per-handler ranges of tasks_caps. Cost: O(limit) probes.
+//  - Debounce: the upsert statement itself clamps exec_time to debounce_start + max_wait, so
+//    concurrent re-arms from any process cannot pass the bound; a run's end closes the window.
 //  - Change notification: PRAGMA data_version (other connections' commits) plus this
 //    connection's change count, and an inotify watch of the database's directory filtered to the
 //    database file and its -wal/-journal files, so a waiter sleeps until a commit happens.
@@ -44,6 +50,7 @@
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -135,13 +142,31 @@ ALTER TABLE tasks ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN report_on TEXT CHECK (report_on IS NULL OR report_on IN ('always', 'failure', 'never'));
 CREATE INDEX tasks_ending ON tasks (lease_owner) WHERE lease_owner IS NOT NULL AND task_status <> 'running';
 )sql",
+    // v4: schedules people write (#14). cron + tz: a repeating task on a cron schedule in an IANA
+    // zone; debounce_ms + max_wait_ms + debounce_start: an upsert re-arms a waiting task to
+    // now + debounce but never past debounce_start + max_wait. The two partial indexes are the
+    // fair claim's skip-scan: per level, the distinct creators (groups) with waiting rows, and
+    // each one's earliest due row, are index probes (docs/schema.md, "Fair claims"); tasks_caps
+    // does the same by handler for claims with caps.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN cron TEXT;
+ALTER TABLE tasks ADD COLUMN tz TEXT;
+ALTER TABLE tasks ADD COLUMN debounce_ms INTEGER;
+ALTER TABLE tasks ADD COLUMN max_wait_ms INTEGER;
+ALTER TABLE tasks ADD COLUMN debounce_start INTEGER;
+CREATE INDEX tasks_fair_creator ON tasks (task_level, creator_id, exec_time) WHERE task_status = 'waiting';
+CREATE INDEX tasks_fair_group ON tasks (task_level, group_id, exec_time) WHERE task_status = 'waiting';
+CREATE INDEX tasks_caps ON tasks (task_level, CASE WHEN exec_task = '' THEN task_type ELSE exec_task END, exec_time)
+  WHERE task_status = 'waiting';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kCols =
     "id, creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, task_status, "
     "task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, last_error, result, "
-    "unique_key, lease_owner, lease_until, updated_time, planned_time, claim_token, revision, report_on";
+    "unique_key, lease_owner, lease_until, updated_time, planned_time, claim_token, revision, report_on, cron, tz, "
+    "debounce_ms, max_wait_ms, debounce_start";
 
 TaskRecord read_record(const Stmt& s) {
   TaskRecord r;
@@ -172,6 +197,11 @@ TaskRecord read_record(const Stmt& s) {
   r.claim_token = s.i64(23);
   r.revision = s.i64(24);
   if (auto v = s.opt_text(25)) r.report_on = parse_report_on(*v);
+  r.cron = s.opt_text(26).value_or("");
+  r.tz = s.opt_text(27).value_or("");
+  if (auto v = s.opt_i64(28)) r.debounce = std::chrono::milliseconds(*v);
+  if (auto v = s.opt_i64(29)) r.max_wait = std::chrono::milliseconds(*v);
+  if (auto v = s.opt_i64(30)) r.debounce_start = from_ms(std::clamp<std::int64_t>(*v, 0, kMaxTimeMs));
   return r;
 }
 
@@ -315,41 +345,31 @@ class SqliteTaskStore final : public TaskStore {
     return sqlite3_changes(db_) == 1;
   }
 
-  std::vector<TaskRecord> claim_due(std::string_view owner, std::size_t limit, std::chrono::milliseconds lease) override {
+  std::vector<TaskRecord> claim_due(const ClaimRequest& req) override {
     detail::MutexLock lk(mu_);
     Tx tx(*this);
-    std::int64_t now = now_ms();
-    // Highest level first; within a level, earliest exec_time then id: one index range per level.
-    std::string ids = "[";
-    std::size_t picked = 0;
-    for (int level = kMaxTaskLevel; level >= kMinTaskLevel && picked < limit; --level) {
-      StmtScope s(stmts_.due_ids);
-      s->bind(1, level).bind(2, now).bind(3, static_cast<std::int64_t>(limit - picked));
-      while (s->step()) {
-        if (picked++ > 0) ids += ',';
-        ids += std::to_string(s->i64(0));
-      }
+    Claim c{req, now_ms()};
+    for (const auto& cap : req.caps) {
+      auto [it, fresh] = c.left.emplace(cap.handler, cap.free);
+      if (!fresh) it->second = std::min(it->second, cap.free);  // a handler named twice: the smaller cap
     }
-    std::vector<TaskRecord> out;
-    if (picked == 0) return out;  // nothing written: the transaction rolls back
-    ids += ']';
-    StmtScope s(stmts_.claim);
-    s->bind(1, owner).bind(2, now + lease.count()).bind(3, now).bind(4, ids);
-    out.reserve(picked);
-    while (s->step()) {
-      out.push_back(read_record(*s));
-      TaskRecord& r = out.back();
-      if (r.planned_time) r.exec_time = *r.planned_time;  // the run's planned time, not the retry's
+    // Levels strictly by priority, 9 first; within a level the fair order (while the probe
+    // budget lasts), then the plain order (docs/schema.md, "Fair claims").
+    bool fair = req.fairness != Fairness::none;
+    for (int level = kMaxTaskLevel; level >= kMinTaskLevel && !c.full(); --level) {
+      c.truncated = false;
+      if (fair) fair = claim_fair_locked(c, level);
+      // A fair probe that stepped over too many rows of spent handlers leaves the rest of the
+      // level to the plain order, which skips them by index.
+      if ((!fair || c.truncated) && !c.full()) claim_plain_locked(c, level);
     }
-    s->reset();
+    flip_locked(c);
+    if (c.out.empty()) return {};  // nothing written: the transaction rolls back
     tx.commit();
     // RETURNING yields rows in no promised order: restore the claim order.
-    std::sort(out.begin(), out.end(), [](const TaskRecord& a, const TaskRecord& b) {
-      if (a.task_level != b.task_level) return a.task_level > b.task_level;
-      if (a.exec_time != b.exec_time) return a.exec_time < b.exec_time;
-      return a.id < b.id;
-    });
-    return out;
+    std::sort(c.out.begin(), c.out.end(),
+              [&](const TaskRecord& a, const TaskRecord& b) { return c.order.at(a.id) < c.order.at(b.id); });
+    return std::move(c.out);
   }
 
   std::vector<bool> start_runs(const std::vector<TaskRecord*>& claims) override {
@@ -774,18 +794,32 @@ class SqliteTaskStore final : public TaskStore {
   void prepare() TP_REQUIRES(mu_) {
     auto p = [&](const std::string& sql) TP_REQUIRES(mu_) { return Stmt(db_, sql); };
     const std::string cols = kCols;
+    // The exec_time an upsert gives a live row (see the insert's comment).
+    const std::string debounced_time =
+        "CASE WHEN excluded.debounce_ms IS NOT NULL AND excluded.max_wait_ms IS NOT NULL AND task_status = 'waiting' "
+        "AND debounce_start IS NOT NULL THEN min(excluded.exec_time, debounce_start + excluded.max_wait_ms) "
+        "ELSE excluded.exec_time END";
     stmts_.insert = p(
         "INSERT INTO tasks (creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, "
         "task_status, task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, unique_key, "
-        "updated_time, report_on) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'waiting', ?9, ?10, ?11, ?12, 0, ?13, ?14, ?7, "
-        "?15) "
+        "updated_time, report_on, cron, tz, debounce_ms, max_wait_ms, debounce_start) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+        "?7, ?8, 'waiting', ?9, ?10, ?11, ?12, 0, ?13, ?14, ?7, ?15, ?16, ?17, ?18, ?19, "
+        "CASE WHEN ?18 IS NULL THEN NULL ELSE ?7 END) "
         "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND task_status IN ('waiting', 'running') "
         // The latest upsert wins: a waiting task starts a new occurrence (no pending retry); a
-        // running one gets a new revision, which its run's completion sees.
-        "DO UPDATE SET revision = revision + (exec_time IS NOT excluded.exec_time OR payload IS NOT excluded.payload), "
+        // running one gets a new revision, which its run's completion sees. Debounce (one
+        // statement, so race-free across processes): a waiting row in a window moves to
+        // min(now + debounce, debounce_start + max_wait) and keeps its window; otherwise (a
+        // running row, or no window yet) a new window starts now.
+        "DO UPDATE SET revision = revision + (exec_time IS NOT (" + debounced_time +
+        ") OR payload IS NOT excluded.payload), "
         "attempts = CASE WHEN task_status = 'waiting' THEN 0 ELSE attempts END, "
         "planned_time = CASE WHEN task_status = 'waiting' THEN NULL ELSE planned_time END, "
-        "exec_time = excluded.exec_time, payload = excluded.payload, task_level = excluded.task_level, "
+        "debounce_start = CASE WHEN excluded.debounce_ms IS NULL THEN NULL "
+        "WHEN task_status = 'waiting' AND debounce_start IS NOT NULL THEN debounce_start "
+        "ELSE excluded.debounce_start END, "
+        "exec_time = " + debounced_time + ", payload = excluded.payload, task_level = excluded.task_level, "
+        "debounce_ms = excluded.debounce_ms, max_wait_ms = excluded.max_wait_ms, "
         "updated_time = excluded.updated_time RETURNING id");
     stmts_.get = p("SELECT " + cols + " FROM tasks WHERE id = ?1");
     stmts_.list = p("SELECT " + cols + " FROM tasks WHERE ?1 IS NULL OR task_status = ?1 ORDER BY id LIMIT ?2");
@@ -805,6 +839,31 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.due_ids = p(
         "SELECT id FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 AND exec_time BETWEEN 0 AND ?2 "
         "AND lease_owner IS NULL ORDER BY exec_time, id LIMIT ?3");
+    // With caps: the plain order row by row, with each row's handler.
+    stmts_.due_rows = p(
+        "SELECT id, exec_task, task_type FROM tasks WHERE task_status = 'waiting' AND task_level = ?1 AND "
+        "exec_time BETWEEN 0 AND ?2 AND lease_owner IS NULL ORDER BY exec_time, id");
+    // Caps: the handlers with waiting rows at a level, and one handler's next due row after a
+    // (exec_time, id) position, off tasks_caps (the expression must match the index's).
+    const std::string handler_expr = "CASE WHEN exec_task = '' THEN task_type ELSE exec_task END";
+    const std::string by_handler = " FROM tasks INDEXED BY tasks_caps WHERE task_status = 'waiting' AND task_level = ?1 ";
+    stmts_.handler_first = p("SELECT " + handler_expr + by_handler + "ORDER BY " + handler_expr + " LIMIT 1");
+    stmts_.handler_next =
+        p("SELECT " + handler_expr + by_handler + "AND " + handler_expr + " > ?2 ORDER BY " + handler_expr + " LIMIT 1");
+    stmts_.handler_rows = p("SELECT id, exec_time" + by_handler + "AND " + handler_expr +
+                            " = ?2 AND exec_time BETWEEN max(0, ?4) AND ?3 AND lease_owner IS NULL AND "
+                            "(exec_time > ?4 OR id > ?5) ORDER BY exec_time, id LIMIT 1");
+    // Fair claims: a skip-scan over tasks_fair_creator / tasks_fair_group (partial indexes on
+    // waiting rows): the next key is one index seek, a key's earliest claimable row another.
+    for (int f = 0; f < 2; ++f) {
+      const std::string key = f == 0 ? "creator_id" : "group_id";
+      const std::string by_key = std::string(" FROM tasks INDEXED BY ") + (f == 0 ? "tasks_fair_creator" : "tasks_fair_group") +
+                                 " WHERE task_status = 'waiting' AND task_level = ?1 ";
+      stmts_.fair_first[f] = p("SELECT " + key + by_key + "ORDER BY " + key + " LIMIT 1");
+      stmts_.fair_next[f] = p("SELECT " + key + by_key + "AND " + key + " > ?2 ORDER BY " + key + " LIMIT 1");
+      stmts_.fair_rows[f] = p("SELECT id, exec_task, task_type" + by_key + "AND " + key +
+                              " = ?2 AND exec_time BETWEEN 0 AND ?3 AND lease_owner IS NULL ORDER BY exec_time, id");
+    }
     stmts_.claim = p(
         "UPDATE tasks SET task_status = 'running', lease_owner = ?1, lease_until = ?2, claim_token = claim_token + 1, "
         "updated_time = ?3 WHERE id IN (SELECT value FROM json_each(?4)) RETURNING " + cols);
@@ -822,7 +881,8 @@ class SqliteTaskStore final : public TaskStore {
         "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND claim_token = ?2");
     stmts_.finish_run = p(
         "UPDATE tasks SET task_status = ?1, exec_time = ?2, attempts = ?3, result = coalesce(?4, result), "
-        "last_error = ?5, planned_time = ?6, lease_owner = NULL, lease_until = NULL, updated_time = ?7 WHERE id = ?8");
+        "last_error = ?5, planned_time = ?6, lease_owner = NULL, lease_until = NULL, updated_time = ?7, "
+        "debounce_start = CASE WHEN ?9 THEN NULL ELSE debounce_start END WHERE id = ?8");
     stmts_.release = p(
         "UPDATE tasks SET task_status = 'waiting', attempts = max(attempts - ?2, 0), lease_owner = NULL, "
         "lease_until = NULL, updated_time = ?1 WHERE id = ?3");
@@ -922,15 +982,23 @@ class SqliteTaskStore final : public TaskStore {
         next_status = "waiting";
         next_exec = std::min(now + backoff(claimed.attempts, retry), kMaxTimeMs - 1);
         next_planned = slot;  // the retry still belongs to its planned slot
-      } else if (claimed.repeat_every) {
-        // The series goes on at its next slot after the planned one, whatever this run's outcome.
-        if (auto next = next_slot(slot, claimed.repeat_every->count(), now)) {
+      } else if (claimed.repeats()) {
+        // The series goes on at its next occurrence after the planned one (the grid, or the cron
+        // schedule's next instant after max(planned, now)), whatever this run's outcome.
+        std::int64_t next = kMaxTimeMs;
+        std::string why = "the next slot of this repeating task is past 2199-12-31 (the supported time range); the series ends";
+        try {
+          next = to_ms(next_occurrence(claimed, from_ms(slot), from_ms(now)));
+        } catch (const std::invalid_argument& e) {
+          why = std::string("the schedule cannot be read (") + e.what() + "); the series ends";
+        }
+        if (next < kMaxTimeMs) {
           next_status = "waiting";
-          next_exec = *next;
+          next_exec = next;
           next_attempts = 0;
         } else {
           next_status = "failed";
-          error = "the next slot of this repeating task is past 2199-12-31 (the supported time range); the series ends";
+          error = why;
           report = TaskStatus::failed;
         }
       } else {
@@ -940,8 +1008,193 @@ class SqliteTaskStore final : public TaskStore {
     StmtScope s(stmts_.finish_run);
     s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error);
     s->bind(6, next_planned).bind(7, now).bind(8, claimed.id);
+    // A run ends its debounce window (the next arm starts a new one), unless an upsert opened a
+    // new window during the run, or the run was only interrupted.
+    s->bind(9, rearmed || outcome.interrupted ? 0 : 1);
     s->run();
     if (report && writes_report(claimed, *report)) write_report_locked(claimed, *report, result, error, now);
+    return true;
+  }
+
+  // One claim in progress (claim_due): what is picked, what each capped handler may still take.
+  struct Claim {
+    const ClaimRequest& req;
+    std::int64_t now;
+    std::vector<std::int64_t> ids;          // picked, not yet flipped to running
+    std::vector<TaskRecord> out;            // flipped
+    std::map<std::int64_t, std::size_t> order;  // id -> position in the claim order
+    std::map<std::string, std::size_t, std::less<>> left;  // capped handler -> rows it may still take
+    std::size_t misses = 0;                 // fair probes that took nothing
+    bool truncated = false;                 // a fair probe gave up on rows of spent handlers
+    std::size_t picked() const { return out.size() + ids.size(); }
+    bool full() const { return picked() >= req.limit; }
+    bool allowed(std::string_view handler) const {
+      auto it = left.find(handler);
+      return it == left.end() || it->second > 0;
+    }
+    void pick(std::int64_t id, std::string_view handler) {
+      if (auto it = left.find(handler); it != left.end()) --it->second;
+      order.emplace(id, order.size());
+      ids.push_back(id);
+    }
+  };
+  // Beyond this many probes that take nothing (keys with waiting but no claimable rows), a claim
+  // goes on in the plain order: its cost stays O(limit + kFairSlack) probes.
+  static constexpr std::size_t kFairSlack = 32;
+  // With caps, a fair probe steps over at most this many rows of spent handlers.
+  static constexpr std::size_t kProbeSkips = 32;
+  // With caps, the plain order merges per-handler index ranges for up to this many handlers per
+  // level (more: it steps over the spent handlers' rows).
+  static constexpr std::size_t kMaxHandlers = 256;
+
+  static std::string_view row_handler(const Stmt& s, int exec_task_col) {
+    std::string_view exec = s.text_view(exec_task_col);
+    return exec.empty() ? s.text_view(exec_task_col + 1) : exec;
+  }
+
+  // Flips the picked rows to running under this claim, in one UPDATE ... RETURNING.
+  void flip_locked(Claim& c) TP_REQUIRES(mu_) {
+    if (c.ids.empty()) return;
+    std::string ids = "[";
+    for (std::size_t i = 0; i < c.ids.size(); ++i) ids += (i ? "," : "") + std::to_string(c.ids[i]);
+    ids += ']';
+    StmtScope s(stmts_.claim);
+    s->bind(1, c.req.owner).bind(2, c.now + c.req.lease.count()).bind(3, c.now).bind(4, ids);
+    while (s->step()) {
+      c.out.push_back(read_record(*s));
+      TaskRecord& r = c.out.back();
+      if (r.planned_time) r.exec_time = *r.planned_time;  // the run's planned time, not the retry's
+    }
+    c.ids.clear();
+  }
+
+  // The plain order of one level: exec_time, id, straight off tasks_due.
+  void claim_plain_locked(Claim& c, int level) TP_REQUIRES(mu_) {
+    if (c.left.empty()) {
+      StmtScope s(stmts_.due_ids);
+      s->bind(1, level).bind(2, c.now).bind(3, static_cast<std::int64_t>(c.req.limit - c.picked()));
+      while (s->step()) c.pick(s->i64(0), {});
+      return;
+    }
+    // With caps: the handlers with waiting rows at this level (a skip-scan of tasks_caps), then a
+    // merge of the allowed handlers' due rows in (exec_time, id) order, each handler's range read
+    // straight off tasks_caps: a spent handler's backlog is never read.
+    std::vector<std::string> handlers;
+    for (std::optional<std::string> at;;) {
+      StmtScope s(at ? stmts_.handler_next : stmts_.handler_first);
+      s->bind(1, level);
+      if (at) s->bind(2, *at);
+      if (!s->step()) break;
+      at = s->text(0);
+      if (handlers.size() == kMaxHandlers) return claim_stepping_locked(c, level);
+      handlers.push_back(*at);
+    }
+    struct Head {
+      std::int64_t exec_time, id;
+      std::size_t handler;
+    };
+    auto next_of = [&](std::size_t h, std::int64_t after_time, std::int64_t after_id) TP_REQUIRES(mu_) -> std::optional<Head> {
+      StmtScope s(stmts_.handler_rows);
+      s->bind(1, level).bind(2, handlers[h]).bind(3, c.now).bind(4, after_time).bind(5, after_id);
+      if (!s->step()) return std::nullopt;
+      return Head{s->i64(1), s->i64(0), h};
+    };
+    std::vector<Head> heads;
+    for (std::size_t h = 0; h < handlers.size(); ++h)
+      if (c.allowed(handlers[h]))
+        if (auto head = next_of(h, -1, 0)) heads.push_back(*head);
+    while (!c.full() && !heads.empty()) {
+      auto it = std::min_element(heads.begin(), heads.end(), [](const Head& a, const Head& b) {
+        return a.exec_time != b.exec_time ? a.exec_time < b.exec_time : a.id < b.id;
+      });
+      const Head h = *it;
+      c.pick(h.id, handlers[h.handler]);
+      auto next = c.allowed(handlers[h.handler]) ? next_of(h.handler, h.exec_time, h.id) : std::nullopt;
+      if (next) *it = *next;
+      else heads.erase(it);
+    }
+  }
+
+  // The plain order with caps for a level with very many handlers: rows of a handler whose cap
+  // is spent are stepped over.
+  void claim_stepping_locked(Claim& c, int level) TP_REQUIRES(mu_) {
+    StmtScope s(stmts_.due_rows);
+    s->bind(1, level).bind(2, c.now);
+    while (!c.full() && s->step()) {
+      std::string_view h = row_handler(*s, 1);
+      if (c.allowed(h)) c.pick(s->i64(0), h);
+    }
+  }
+
+  // Takes up to `n` rows of one key (creator or group) at `level`, earliest due first; how many.
+  std::size_t take_key_locked(Claim& c, int f, int level, const std::string& key, std::size_t n) TP_REQUIRES(mu_) {
+    StmtScope s(stmts_.fair_rows[f]);
+    s->bind(1, level).bind(2, key).bind(3, c.now);
+    std::size_t took = 0, skipped = 0;
+    while (took < n && s->step()) {
+      std::string_view h = row_handler(*s, 1);
+      if (!c.allowed(h)) {
+        if (++skipped > kProbeSkips) {
+          c.truncated = true;
+          break;
+        }
+        continue;
+      }
+      c.pick(s->i64(0), h);
+      ++took;
+    }
+    return took;
+  }
+
+  // The next key (creator or group) with waiting rows at `level` after `after` (none: the first).
+  std::optional<std::string> next_key_locked(int f, int level, const std::optional<std::string>& after) TP_REQUIRES(mu_) {
+    StmtScope s(after ? stmts_.fair_next[f] : stmts_.fair_first[f]);
+    s->bind(1, level);
+    if (after) s->bind(2, *after);
+    if (!s->step()) return std::nullopt;
+    return s->text(0);
+  }
+
+  // The fair order of one level: rounds over the keys with waiting rows, in key order starting
+  // after the level's cursor and wrapping; each round takes every key's earliest claimable row.
+  // A round in which only one key gave a row ends the level with the rest from that key. False
+  // when the probe budget ran out (the caller goes on in the plain order).
+  bool claim_fair_locked(Claim& c, int level) TP_REQUIRES(mu_) {
+    const int f = c.req.fairness == Fairness::group ? 1 : 0;
+    std::optional<std::string>& cursor = fair_cursor_[f][level];
+    while (!c.full()) {
+      std::vector<std::string> gave;  // keys that gave a row this round
+      std::optional<std::string> first, at = cursor;
+      bool wrapped = false, wrapped_after_first = false;
+      for (;;) {
+        auto key = next_key_locked(f, level, at);
+        if (!key) {  // past the last key: once more from the first
+          if (wrapped || !at) break;
+          wrapped = true;
+          wrapped_after_first = first.has_value();
+          key = next_key_locked(f, level, std::nullopt);
+          if (!key) break;
+        }
+        if (wrapped_after_first && *key >= *first) break;  // every key visited once
+        if (!first) first = key;
+        at = key;
+        cursor = *key;  // the next claim goes on after the last key visited, so all keys get their turn
+        if (take_key_locked(c, f, level, *key, 1) == 1) {
+          gave.push_back(*key);
+          if (c.full()) break;
+        } else if (++c.misses > c.req.limit + kFairSlack) {
+          flip_locked(c);
+          return false;
+        }
+      }
+      flip_locked(c);  // taken rows leave the index: the next round's keys are those with rows left
+      if (gave.empty() || c.full()) break;
+      if (gave.size() == 1) {  // no other key has a claimable row: the rest comes from this one
+        take_key_locked(c, f, level, gave[0], c.req.limit - c.picked());
+        flip_locked(c);
+        break;
+      }
+    }
     return true;
   }
 
@@ -975,7 +1228,12 @@ class SqliteTaskStore final : public TaskStore {
   std::int64_t insert_locked(const NewTask& t, std::int64_t now) TP_REQUIRES(mu_) {
     StmtScope s(stmts_.insert);
     s->bind(1, t.creator_id).bind(2, t.group_id).bind(3, t.task_type).bind(4, t.by_plugin).bind(5, t.exec_task);
-    s->bind(6, t.payload).bind(7, now).bind(8, t.exec_time ? to_ms(*t.exec_time) : now).bind(9, t.task_level);
+    // debounce: now + debounce (validate refused an exec_time beside it); a cron task: its next
+    // instant after now; else exec_time or now.
+    std::int64_t exec = t.exec_time ? to_ms(*t.exec_time) : now;
+    if (t.debounce) exec = now + t.debounce->count();
+    else if (!t.cron.empty() && !t.exec_time) exec = std::min(to_ms(first_occurrence(t.cron, t.tz, from_ms(now))), kMaxTimeMs - 1);
+    s->bind(6, t.payload).bind(7, now).bind(8, exec).bind(9, t.task_level);
     s->bind(10, t.report_user_id).bind(11, t.report_group_id);
     if (t.repeat_every) {
       s->bind(12, static_cast<std::int64_t>(t.repeat_every->count()));
@@ -993,6 +1251,13 @@ class SqliteTaskStore final : public TaskStore {
     } else {
       s->bind_null(15);
     }
+    if (t.cron.empty()) {
+      s->bind_null(16).bind_null(17);
+    } else {
+      s->bind(16, t.cron).bind(17, t.tz);
+    }
+    s->bind(18, t.debounce ? std::optional(static_cast<std::int64_t>(t.debounce->count())) : std::nullopt);
+    s->bind(19, t.max_wait ? std::optional(static_cast<std::int64_t>(t.max_wait->count())) : std::nullopt);
     if (!s->step()) throw StoreError("taskpool store: insert returned no id");
     return s->i64(0);
   }
@@ -1043,7 +1308,9 @@ class SqliteTaskStore final : public TaskStore {
   struct Statements {
     Stmt insert, get, list, json_valid, set_cancelled, waiting_time, set_time, retry, due_ids, claim, start, renew, held,
         claim_row, clear_lease, finish_run, release, lease_owners, recover_running, recover_ended, fail_late, fail_early,
-        next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked;
+        next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked, due_rows;
+    Stmt fair_first[2], fair_next[2], fair_rows[2];  // [0]: by creator_id, [1]: by group_id
+    Stmt handler_first, handler_next, handler_rows;
   };
 
   const bool read_only_;
@@ -1051,7 +1318,10 @@ class SqliteTaskStore final : public TaskStore {
   sqlite3* db_ TP_GUARDED_BY(mu_) = nullptr;
   Statements stmts_ TP_GUARDED_BY(mu_);
   std::mt19937_64 rng_ TP_GUARDED_BY(mu_){std::random_device{}()};
-  std::uint64_t seen_version_ TP_GUARDED_BY(mu_) = 0;  // the version wait_for_change last reported
+  std::uint64_t seen_version_ TP_GUARDED_BY(mu_) = 0;
+  // Fair claims: per fairness (creator, group) and level, the key the last claim visited; the
+  // next claim's first round starts after it.
+  std::optional<std::string> fair_cursor_[2][kMaxTaskLevel + 1] TP_GUARDED_BY(mu_);  // the version wait_for_change last reported
   // Set once in the constructor, then only read; the fds are used without mu_ (wait_for_change
   // sleeps in poll without holding the store's lock).
   int inotify_fd_ = -1, event_fd_ = -1;
