@@ -373,12 +373,14 @@ TEST_F(HttpApi, MetricsParseAndCountersMoveAsTasksRun) {
     auto s = store_->stats();
     return s.done == 5 && s.failed == 2;
   }));
-  // Outcomes are counted right after they are recorded: poll the scrape until it shows them.
+  // Outcomes are counted right after they are recorded, and the status gauges come from a
+  // snapshot refreshed every 2 s while scraped: poll the scrape until it shows them.
   taskpool::test::PromScrape m;
   ASSERT_TRUE(taskpool::test::eventually([&] {
     m = taskpool::test::parse_prometheus(get("/metrics").text);
     return m.value("taskpool_runs_total{handler=\"bad\",outcome=\"failed\"}", 0) == 2 &&
-           m.value("taskpool_runs_total{handler=\"ok\",outcome=\"done\"}", 0) == 5;
+           m.value("taskpool_runs_total{handler=\"ok\",outcome=\"done\"}", 0) == 5 &&
+           m.value("taskpool_tasks{status=\"done\"}", 0) == 5;
   }));
   EXPECT_TRUE(m.errors.empty()) << ::testing::PrintToString(m.errors);
   EXPECT_EQ(m.types["taskpool_runs_total"], "counter");

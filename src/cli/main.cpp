@@ -8,6 +8,7 @@
 //   3  not found: no task with that id, or no database at the path (only add and serve create one)
 //   4  the task's state does not allow it (cancel a finished task, retry a waiting or running
 //      one, extend one that is not waiting)
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -136,6 +137,12 @@ void start_http(HttpServer& http) {
   log_line("dashboard: " + http.dashboard_url());
 }
 
+// For the daemons (serve, web): store calls run on worker and request threads, each with its
+// own glibc arena, and freeing the top of such an arena trims it (madvise) past 128 KiB, so the
+// next transaction page-faults its memory back in: batched adds over HTTP ran 4x slower. Each
+// arena keeps up to 16 MiB instead.
+void keep_freed_memory() { mallopt(M_TRIM_THRESHOLD, 16 << 20); }
+
 // Blocks the stop signals (before any thread starts) and returns them; the caller sigwaits.
 sigset_t stop_signals() {
   sigset_t sigs;
@@ -149,6 +156,7 @@ sigset_t stop_signals() {
 int web(const std::string& db, const ServeArgs& a) {
   if (a.http.empty()) throw UsageError("web needs --http [ADDR:]PORT");
   auto opts = http_options(a);
+  keep_freed_memory();
   sigset_t sigs = stop_signals();
   auto store = open_store(db, Access::write);
   HttpServer http(*store, opts);
@@ -178,6 +186,7 @@ int serve(const std::string& db, const ServeArgs& a) {
   sigaction(SIGPIPE, &sa, nullptr);
   // Block the stop signals before any thread starts; this thread waits for them.
   sigset_t sigs = stop_signals();
+  keep_freed_memory();
 
   DispatcherOptions o;
   o.poll_interval = poll_interval;
