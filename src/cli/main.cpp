@@ -126,6 +126,8 @@ HttpOptions http_options(const ServeArgs& a) {
   o.token = a.http_token;
   if (o.token.empty())
     if (const char* t = std::getenv("TASKPOOL_HTTP_TOKEN"); t && *t) o.token = t;
+  if (o.token.empty() && !is_loopback(o.host))
+    throw UsageError("--http " + o.host + ": an address other than loopback needs an explicit token (--http-token or TASKPOOL_HTTP_TOKEN)");
   o.metrics_public = a.metrics_public;
   o.log = log_line;
   return o;

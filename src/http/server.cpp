@@ -194,15 +194,26 @@ struct HttpServer::Impl {
     const auto now = steady::now();
     stats_wanted = now;
     if (stats_snap && now - stats_at <= kStatsMaxAge) return *stats_snap;
+    return refresh_stats(lk);
+  }
+  // Counts the table with stats_mu released, then stores the snapshot; lk is held again on
+  // return, and when store.stats() throws.
+  StoreStats refresh_stats(std::unique_lock<std::mutex>& lk) {
     lk.unlock();
-    auto t0 = steady::now();
-    StoreStats s = store.stats();
-    auto t1 = steady::now();
+    const auto t0 = steady::now();
+    std::optional<StoreStats> s;
+    try {
+      s = store.stats();
+    } catch (...) {
+      lk.lock();
+      throw;
+    }
+    const auto t1 = steady::now();
     lk.lock();
     stats_snap = s;
     stats_at = t1;
     stats_cost = t1 - t0;
-    return s;
+    return *s;
   }
   void stats_loop() {
     std::unique_lock lk(stats_mu);
@@ -212,19 +223,11 @@ struct HttpServer::Impl {
       if (stats_stop) break;
       const auto now = steady::now();
       if (now - stats_wanted > kStatsDemand || now - stats_at < period) continue;
-      lk.unlock();
       try {
-        auto t0 = steady::now();
-        StoreStats st = store.stats();
-        auto t1 = steady::now();
-        lk.lock();
-        stats_snap = st;
-        stats_at = t1;
-        stats_cost = t1 - t0;
+        refresh_stats(lk);
       } catch (const std::exception& e) {
         ++store_errors;
         log(std::string("http: counting tasks failed: ") + e.what());
-        lk.lock();
       }
     }
   }

@@ -280,23 +280,8 @@ class SqliteTaskStore final : public TaskStore {
     return true;
   }
 
-  std::size_t cancel_matching(const ListQuery& q) override {
-    detail::MutexLock lk(mu_);
-    Tx tx(*this);
-    std::size_t n = 0;
-    for (std::int64_t id : matching_ids_locked(q)) n += cancel_locked(id);
-    tx.commit();
-    return n;
-  }
-
-  std::size_t retry_matching(const ListQuery& q) override {
-    detail::MutexLock lk(mu_);
-    Tx tx(*this);
-    std::size_t n = 0;
-    for (std::int64_t id : matching_ids_locked(q)) n += retry_locked(id);
-    tx.commit();
-    return n;
-  }
+  std::size_t cancel_matching(const ListQuery& q) override { return change_matching(q, true); }
+  std::size_t retry_matching(const ListQuery& q) override { return change_matching(q, false); }
 
   bool extend(std::int64_t id, std::chrono::milliseconds by) override {
     check_duration(by, "extend: the duration");
@@ -925,11 +910,19 @@ class SqliteTaskStore final : public TaskStore {
     return s;
   }
 
-  std::vector<std::int64_t> matching_ids_locked(const ListQuery& q) TP_REQUIRES(mu_) {
-    StmtScope s(list_stmt_locked(q, true));
+  // cancel (or retry) every row q selects, in one transaction; returns how many changed.
+  std::size_t change_matching(const ListQuery& q, bool cancel) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
     std::vector<std::int64_t> ids;
-    while (s->step()) ids.push_back(s->i64(0));
-    return ids;
+    {
+      StmtScope s(list_stmt_locked(q, true));
+      while (s->step()) ids.push_back(s->i64(0));
+    }
+    std::size_t n = 0;
+    for (std::int64_t id : ids) n += cancel ? cancel_locked(id) : retry_locked(id);
+    tx.commit();
+    return n;
   }
 
   // cancel() inside the caller's transaction.
