@@ -217,7 +217,8 @@ TEST_F(StoreTest, MigratesVersionOne) {
                          "DROP INDEX tasks_due; CREATE INDEX tasks_due ON tasks (task_status, exec_time); "
                          "DROP INDEX tasks_ending; ALTER TABLE tasks DROP COLUMN planned_time; "
                          "ALTER TABLE tasks DROP COLUMN claim_token; ALTER TABLE tasks DROP COLUMN revision; "
-                         "ALTER TABLE tasks DROP COLUMN report_on; PRAGMA user_version = 1",
+                         "ALTER TABLE tasks DROP COLUMN report_on; DROP INDEX IF EXISTS tasks_status; "
+                         "DROP INDEX IF EXISTS reports_task; PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -236,6 +237,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
   };
   EXPECT_EQ(scalar("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_due')"), 3);
+  EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_status')"), 2);
   EXPECT_EQ(scalar("SELECT count(*) FROM pragma_table_info('tasks') WHERE name IN "
                    "('planned_time', 'claim_token', 'revision', 'report_on')"),
             4);
