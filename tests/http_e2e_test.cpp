@@ -7,7 +7,6 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 
 #include "common/cli_fixture.hpp"
@@ -22,15 +21,19 @@ class HttpE2E : public taskpool::test::CliTest {
  protected:
   // The dashboard URL the daemon printed: {port, token}.
   std::pair<int, std::string> dashboard() {
-    std::smatch m;
+    const std::string prefix = "dashboard: http://127.0.0.1:";
     std::string text;
-    static const std::regex re(R"(dashboard: http://127\.0\.0\.1:(\d+)/\?token=(\S+))");
+    std::size_t at = std::string::npos;
     EXPECT_TRUE(taskpool::test::eventually([&] {
       text = log_text();
-      return std::regex_search(text, m, re);
+      at = text.find(prefix);
+      return at != std::string::npos && text.find('\n', at) != std::string::npos;
     }, 30s)) << text;
-    if (m.empty()) return {0, ""};
-    return {std::stoi(m[1]), m[2]};
+    if (at == std::string::npos) return {0, ""};
+    std::string line = text.substr(at + prefix.size(), text.find('\n', at) - at - prefix.size());
+    auto q = line.find("/?token=");
+    if (q == std::string::npos) return {0, ""};
+    return {std::stoi(line.substr(0, q)), line.substr(q + 8)};
   }
 };
 

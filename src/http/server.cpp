@@ -625,7 +625,14 @@ void HttpServer::start() {
   impl_->port = port;
   impl_->stats_stop = false;
   impl_->stats_thread = std::thread([this] { impl_->stats_loop(); });
-  impl_->thread = std::thread([this] { impl_->svr.listen_after_bind(); });
+  auto returned = std::make_shared<std::atomic<bool>>(false);
+  impl_->thread = std::thread([this, returned] {
+    impl_->svr.listen_after_bind();
+    *returned = true;
+  });
+  // httplib's stop() does nothing until the accept loop runs: wait for it, so a stop() right
+  // after start() cannot miss it and leave stop() joining a loop that never ends.
+  while (!impl_->svr.is_running() && !*returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void HttpServer::stop() {
