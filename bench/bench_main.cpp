@@ -3,6 +3,7 @@
 // of medians and taskpool/peer ratios and, with --json FILE, writes the rows as JSON.
 //
 // Usage: taskpool_bench [--quick] [--json FILE] [--filter REGEX] [google-benchmark flags]
+#include <malloc.h>
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -15,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "http_workloads.hpp"
 #include "store_workloads.hpp"
 #include "workloads.hpp"
 
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   g_self = argv[0];
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);  // as `taskpool serve` does (src/cli/main.cpp: keep_freed_memory)
   bool quick = false;
   std::string json_path, filter;
   std::vector<char*> gb_args{argv[0]};
@@ -176,6 +179,11 @@ int main(int argc, char** argv) {
         [=] { return dispatch_noop(t, s.store_inserts * 5, 1, taskpool::Fairness::creator, 2); });
     add("due_to_start_inproc", "ms", [=] { return due_to_start(t, s.due_samples, true); });
     add("due_to_start_outproc", "ms", [=] { return due_to_start(t, s.due_samples / 4, false); });
+    // The HTTP API (tasks/s for adds: higher is better there).
+    add("http_add", "tasks/s", [=] { return http_add(s.store_inserts / 2, 1); });
+    add("http_add_batch", "tasks/s", [=] { return http_add(s.store_inserts * 5, 100); });
+    add("http_list", "ms", [=] { return http_list(1'000'000); });
+    add("metrics_scrape", "ms", [=] { return metrics_scrape(1'000'000); });
   }
   for (auto& e : g_entries) {
     benchmark::RegisterBenchmark(key(e.workload, e.library, e.threads).c_str(),

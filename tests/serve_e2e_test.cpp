@@ -30,12 +30,6 @@ using taskpool::TaskStatus;
 
 class ServeE2E : public taskpool::test::CliTest {
  protected:
-  std::string log_text() {
-    std::ifstream f(dir_ / "serve.log");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
   std::vector<std::string> lines_of(const std::string& file) {
     std::ifstream f(dir_ / file);
     std::vector<std::string> out;

@@ -221,7 +221,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
                          "DROP INDEX tasks_caps; "
                          "ALTER TABLE tasks DROP COLUMN cron; ALTER TABLE tasks DROP COLUMN tz; "
                          "ALTER TABLE tasks DROP COLUMN debounce_ms; ALTER TABLE tasks DROP COLUMN max_wait_ms; "
-                         "ALTER TABLE tasks DROP COLUMN debounce_start; PRAGMA user_version = 1",
+                         "ALTER TABLE tasks DROP COLUMN debounce_start; DROP INDEX IF EXISTS tasks_status; DROP INDEX IF EXISTS reports_task; PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
@@ -240,6 +240,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
   };
   EXPECT_EQ(scalar("PRAGMA user_version"), kSchemaVersion);
   EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_due')"), 3);
+  EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_status')"), 2);
   EXPECT_EQ(scalar("SELECT count(*) FROM pragma_table_info('tasks') WHERE name IN "
                    "('planned_time', 'claim_token', 'revision', 'report_on', 'cron', 'tz', 'debounce_ms', 'max_wait_ms', "
                    "'debounce_start')"),

@@ -81,6 +81,16 @@ struct DispatcherOptions {
   // One line per run ("task 12 exec done in 3 ms: hello"; the first line of the output or the
   // error, capped; payloads are never logged) and per notable event; default: none.
   std::function<void(const std::string&)> log;
+  // Called once per run that ended (any thread; keep it cheap, it must not throw): for metrics.
+  // recorded is false when the claim was gone (the lease was lost); start_delay is how late the
+  // run started after its planned time (exec_time), run_time how long the handler ran.
+  struct RunEnd {
+    const TaskRecord& task;
+    const RunResult& result;
+    bool recorded;
+    std::chrono::milliseconds start_delay, run_time;
+  };
+  std::function<void(const RunEnd&)> on_run_end;
 };
 
 class Dispatcher {
@@ -106,6 +116,8 @@ class Dispatcher {
 
   struct Stats {
     std::uint64_t claimed = 0, succeeded = 0, failed = 0, lost_leases = 0;
+    std::uint64_t rescued = 0;       // rows recovery returned to waiting (their runner died or its lease expired)
+    std::uint64_t store_errors = 0;  // failed store calls (commits retried, recoveries skipped)
     std::size_t in_flight = 0;
   };
   Stats stats() const;

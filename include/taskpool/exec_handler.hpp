@@ -31,13 +31,23 @@
 // out and killed.
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "taskpool/dispatcher.hpp"
 
 namespace taskpool {
 
 Handler exec_handler();
+
+struct ExecOptions {
+  // Programs the handler may run (paths; symlinks resolved). Empty: any. A run whose argv[0]
+  // resolves (PATH search as above) to another file fails: "exec: program 'P' is not allowed by
+  // --exec-allow".
+  std::vector<std::string> allow;
+};
+Handler exec_handler(const ExecOptions& opts);
 
 // Checks an exec payload as the handler will read it, so a bad one is refused when the task is
 // added, not when it runs. Throws std::invalid_argument with a one-line message that starts with

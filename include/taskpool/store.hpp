@@ -141,6 +141,12 @@ struct StoreStats {
 
 struct ListQuery {
   std::optional<TaskStatus> status;
+  std::string handler, creator_id, group_id;   // "" = any; handler: exec_task, or task_type when exec_task is ""
+  std::string text;                            // substring of payload, result or last_error
+  std::optional<wall_time> due_before, due_after;  // exec_time < due_before, >= due_after
+  std::int64_t after_id = 0;    // keyset page: ascending ids > after_id
+  std::int64_t before_id = 0;   // keyset page, newest first: descending ids < before_id (0 = none)
+  bool newest_first = false;
   std::size_t limit = 1000;
 };
 
@@ -179,7 +185,7 @@ class TaskStore {
   // All in one transaction: every task is stored, or (on any error) none.
   virtual std::vector<std::int64_t> add_batch(const std::vector<NewTask>& ts) = 0;
   virtual std::optional<TaskRecord> get(std::int64_t id) = 0;
-  // Calls each(row) for the rows q selects, in id order, streaming: memory stays flat whatever
+  // Calls each(row) for the rows q selects, in id order (descending when q.newest_first), streaming: memory stays flat whatever
   // q.limit is. each returns false to stop early. The store's lock is held while it runs, so
   // each must not call back into the store.
   virtual void scan(const ListQuery& q, const std::function<bool(const TaskRecord&)>& each) = 0;
@@ -204,6 +210,9 @@ class TaskStore {
   virtual bool reschedule(std::int64_t id, wall_time at) = 0;
   // failed/cancelled/done -> waiting now, attempts reset. False if waiting or running.
   virtual bool retry(std::int64_t id) = 0;
+  virtual bool remove(std::int64_t id) = 0;                  // deletes a non-running task and its reports; false if running/absent
+  virtual std::size_t cancel_matching(const ListQuery& q) = 0;  // cancel() for each match, one transaction
+  virtual std::size_t retry_matching(const ListQuery& q) = 0;   // retry() for each match, one transaction
 
   // Dispatcher side. A run's life: claim_due -> start_runs -> (renew_leases)* -> complete, or
   // release when it is given back. Every call after the claim matches the claim's fencing
@@ -270,6 +279,13 @@ class TaskStore {
   virtual void interrupt_wait() = 0;
 
   virtual std::vector<Report> reports(bool unacked_only, std::size_t limit) = 0;
+  // The newest `limit` reports of one task, newest first (a task's run history). Not pure: a
+  // backend without it answers none (the HTTP API then shows the task's own fields only).
+  virtual std::vector<Report> task_reports(std::int64_t task_id, std::size_t limit) {
+    (void)task_id;
+    (void)limit;
+    return {};
+  }
   virtual std::size_t ack_reports(const std::vector<std::int64_t>& ids) = 0;
   // Deletes finished tasks (done/failed/cancelled) and acknowledged reports last updated before
   // now - retention. Returns the number of tasks deleted.

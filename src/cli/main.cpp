@@ -8,6 +8,7 @@
 //   3  not found: no task with that id, or no database at the path (only add and serve create one)
 //   4  the task's state does not allow it (cancel a finished task, retry a waiting or running
 //      one, extend one that is not waiting)
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -19,11 +20,13 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "store/records.hpp"
 #include "store/task_rules.hpp"
 #include "taskpool/cron.hpp"
+#include "taskpool/http.hpp"
 #include "taskpool/taskpool.hpp"
 
 #ifndef TASKPOOL_VERSION
@@ -103,6 +106,9 @@ struct ServeArgs {
   std::size_t threads = 0;
   std::string poll = "1s", grace = "30s", lease = "30s", fairness = "creator", limits;
   std::size_t prefetch = DispatcherOptions{}.prefetch;
+  std::string http, http_token;  // --http [ADDR:]PORT; --http-token (else TASKPOOL_HTTP_TOKEN, else generated)
+  bool metrics_public = false;
+  std::vector<std::string> exec_allow;
 };
 
 // "memo=2,exec=4" -> {memo: 2, exec: 4}; a one-line error naming --limit otherwise.
@@ -124,6 +130,70 @@ std::map<std::string, std::size_t> parse_limits(const std::string& text) {
   return out;
 }
 
+// --http [ADDR:]PORT (ADDR may be [v6]) and the token -> HttpOptions. Exit 2 for a bad value or
+// a non-loopback address without an explicit token (HttpServer refuses it).
+HttpOptions http_options(const ServeArgs& a) {
+  HttpOptions o;
+  std::string port = a.http;
+  if (auto colon = a.http.rfind(':'); colon != std::string::npos) {
+    o.host = a.http.substr(0, colon);
+    port = a.http.substr(colon + 1);
+    if (o.host.size() >= 2 && o.host.front() == '[' && o.host.back() == ']') o.host = o.host.substr(1, o.host.size() - 2);
+    if (o.host.empty()) throw UsageError("--http: no address before ':' in '" + a.http + "'");
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535)
+    throw UsageError("--http: expected [ADDR:]PORT with PORT 0..65535, got '" + a.http + "'");
+  o.port = std::stoi(port);
+  o.token = a.http_token;
+  if (o.token.empty())
+    if (const char* t = std::getenv("TASKPOOL_HTTP_TOKEN"); t && *t) o.token = t;
+  if (o.token.empty() && !is_loopback(o.host))
+    throw UsageError("--http " + o.host + ": an address other than loopback needs an explicit token (--http-token or TASKPOOL_HTTP_TOKEN)");
+  o.metrics_public = a.metrics_public;
+  o.log = log_line;
+  return o;
+}
+
+// Starts the server and prints where the dashboard is (with its token).
+void start_http(HttpServer& http) {
+  http.start();
+  log_line("dashboard: " + http.dashboard_url());
+}
+
+// For the daemons (serve, web): store calls run on worker and request threads, each with its
+// own glibc arena, and freeing the top of such an arena trims it (madvise) past 128 KiB, so the
+// next transaction page-faults its memory back in: batched adds over HTTP ran 4x slower. Each
+// arena keeps up to 16 MiB instead.
+void keep_freed_memory() { mallopt(M_TRIM_THRESHOLD, 16 << 20); }
+
+// Blocks the stop signals (before any thread starts) and returns them; the caller sigwaits.
+sigset_t stop_signals() {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) sigaddset(&sigs, s);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  return sigs;
+}
+
+// `taskpool web`: the API and the dashboard on the database, running no tasks.
+int web(const std::string& db, const ServeArgs& a) {
+  if (a.http.empty()) throw UsageError("web needs --http [ADDR:]PORT");
+  auto opts = http_options(a);
+  keep_freed_memory();
+  sigset_t sigs = stop_signals();
+  auto store = open_store(db, Access::write);
+  HttpServer http(*store, opts);
+  start_http(http);
+  log_line("watching " + db + " (no tasks run here)");
+  for (;;) {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (sig == SIGTERM || sig == SIGINT) break;
+  }
+  http.stop();
+  return kOk;
+}
+
 int serve(const std::string& db, const ServeArgs& a) {
   auto poll_interval = parse_duration(a.poll, "--poll");
   auto grace = parse_duration(a.grace, "--grace");
@@ -138,10 +208,8 @@ int serve(const std::string& db, const ServeArgs& a) {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGPIPE, &sa, nullptr);
   // Block the stop signals before any thread starts; this thread waits for them.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  for (int s : {SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) sigaddset(&sigs, s);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  sigset_t sigs = stop_signals();
+  keep_freed_memory();
 
   DispatcherOptions o;
   o.fairness = a.fairness == "group" ? Fairness::group : a.fairness == "none" ? Fairness::none : Fairness::creator;
@@ -150,20 +218,33 @@ int serve(const std::string& db, const ServeArgs& a) {
   o.lease = lease;
   o.prefetch = a.prefetch;
   o.log = log_line;
+  std::optional<HttpOptions> http_opts;
+  if (!a.http.empty()) http_opts = http_options(a);  // usage errors before the database is touched
   auto store = open_store(db, Access::create);
+  std::unique_ptr<HttpServer> http;
+  if (http_opts) {
+    http = std::make_unique<HttpServer>(*store, *http_opts);
+    o.on_run_end = http->run_observer();
+  }
   ThreadPool pool(a.threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : a.threads);
   Dispatcher d(*store, pool, o);  // std::invalid_argument (exit 2) for a lease below the floor
-  d.handle("exec", exec_handler());
+  d.handle("exec", a.exec_allow.empty() ? exec_handler() : exec_handler(ExecOptions{a.exec_allow}));
   d.start();
+  if (http) {
+    http->attach(d, pool);
+    start_http(*http);
+  }
   log_line("serving " + db + " with " + std::to_string(pool.stats().max_threads) + " threads (owner " + d.owner() + ")");
   for (;;) {
     int sig = 0;
     sigwait(&sigs, &sig);
     if (sig == SIGUSR1) {
       d.pause();
+      if (http) http->note_paused(true);
       log_line("paused (SIGUSR2 resumes)");
     } else if (sig == SIGUSR2) {
       d.resume();
+      if (http) http->note_paused(false);
       log_line("resumed");
     } else if (sig == SIGTTIN || sig == SIGTTOU) {
       // As unicorn and gunicorn do: TTIN adds a worker thread, TTOU removes one (never below 1).
@@ -174,6 +255,7 @@ int serve(const std::string& db, const ServeArgs& a) {
     } else {
       log_line(std::string("stopping (") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + "); running tasks have " +
                std::to_string(grace.count()) + " ms to finish");
+      if (http) http->stop();
       d.stop(grace);
       auto s = d.stats();
       log_line("stopped: " + std::to_string(s.succeeded) + " done, " + std::to_string(s.failed) + " failed");
@@ -231,6 +313,18 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"creator", "group", "none"}));
   serve_cmd->add_option("--limit", serve_args.limits,
                         "at most N runs of a handler at once on this daemon, e.g. memo=2,exec=4 (the others wait in the table)");
+
+  auto http_flags = [](CLI::App* c, ServeArgs& a) {
+    c->add_option("--http", a.http, "serve the HTTP API, the dashboard and /metrics on [ADDR:]PORT (default ADDR 127.0.0.1)");
+    c->add_option("--http-token", a.http_token, "the API token (default: env TASKPOOL_HTTP_TOKEN, else a random one, printed)");
+    c->add_flag("--metrics-public", a.metrics_public, "serve /metrics without the token");
+  };
+  http_flags(serve_cmd, serve_args);
+  serve_cmd->add_option("--exec-allow", serve_args.exec_allow, "programs the exec handler may run (paths, comma-separated; default: any)")
+      ->delimiter(',');
+  auto* web_cmd = command("web", "serve the HTTP API and the dashboard on the database without running tasks");
+  ServeArgs web_args;
+  http_flags(web_cmd, web_args);
 
   auto* add_cmd = command("add", "add a task (or upsert one with --unique-key / --unique)");
   NewTask nt;
@@ -346,6 +440,7 @@ int main(int argc, char** argv) {
 
   try {
     if (serve_cmd->parsed()) return serve(db, serve_args);
+    if (web_cmd->parsed()) return web(db, web_args);
     if (add_cmd->parsed()) {
       // Refused here, before the database is opened (or created): a payload the built-in exec
       // handler cannot run would otherwise fail only when it runs.

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -179,6 +180,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     std::shared_ptr<Flight> flight;
     RunResult result;
     long long ms;
+    long long late_ms = 0;  // start - planned time (wall clock), for on_run_end
   };
 
   Impl(TaskStore& s, ThreadPool& p, DispatcherOptions o) : store(s), pool(p), opts(std::move(o)), host(host_key()) {
@@ -228,8 +230,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     try {
       std::size_t n = store.recover([this](std::string_view o) { return owner_state(o); });
       if (n) log("recovered " + std::to_string(n) + " task(s) " + why);
+      rescued += n;
       return n;
     } catch (const std::exception& e) {
+      ++store_errors;
       log(std::string("recovery failed: ") + e.what());
       return 0;
     }
@@ -534,6 +538,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (it != handlers.end()) h = it->second;
     }
     RunResult res;
+    const long long late_ms =
+        std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now() - f->rec.exec_time).count();
     auto t0 = steady::now();
     if (!h) {
       res.ok = false;
@@ -556,7 +562,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     {
       detail::MutexLock lk(mu);
       f->finished = true;
-      done.push_back({f, std::move(res), ms});
+      done.push_back({f, std::move(res), ms, late_ms});
       if (flushing || steady::now() < commit_retry_at) return;  // the loop retries a failed commit
       flushing = true;
     }
@@ -618,6 +624,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         }
         start_cv.notify_all();
       } catch (const std::exception& e) {
+        ++store_errors;
         detail::MutexLock lk(mu);
         for (auto& a : ahead) a->prestarting = false;  // their runs start themselves
         start_cv.notify_all();
@@ -655,6 +662,12 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         if (recorded[i] && opts.on_report) {
           try {
             opts.on_report(r, d.result);
+          } catch (...) {
+          }
+        }
+        if (opts.on_run_end) {
+          try {
+            opts.on_run_end({r, d.result, static_cast<bool>(recorded[i]), milliseconds(d.late_ms), milliseconds(d.ms)});
           } catch (...) {
           }
         }
@@ -718,6 +731,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   milliseconds commit_backoff TP_GUARDED_BY(mu){50};
   std::optional<steady::time_point> commit_failing_since TP_GUARDED_BY(mu);
   Stats st TP_GUARDED_BY(mu);
+  std::atomic<std::uint64_t> rescued{0}, store_errors{0};  // Stats fields kept outside mu (recover runs with and without it)
   std::thread thread;  // started once by start() (under mu), joined by stop() (under stop_mu)
   detail::Mutex stop_mu;  // serializes stop()
 };
@@ -792,6 +806,8 @@ Dispatcher::Stats Dispatcher::stats() const {
   detail::MutexLock lk(impl_->mu);
   Stats s = impl_->st;
   s.in_flight = impl_->flights.size();
+  s.rescued = impl_->rescued.load();
+  s.store_errors = impl_->store_errors.load();
   return s;
 }
 const std::string& Dispatcher::owner() const { return impl_->opts.owner; }

@@ -62,6 +62,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -489,10 +490,34 @@ struct SupervisorGuard {
   }
 };
 
-std::string run_spec(const Spec& s, const TaskRecord& t, std::stop_token stop) {
+// With an allow list: the program argv[0] names (the first PATH candidate that is an
+// executable file, relative ones taken from the run's cwd), resolved through symlinks, must be
+// one of `allow` (canonical paths); the run then executes exactly that file.
+void restrict_program(Launch& l, const Spec& s, const std::vector<std::string>& allow) {
+  namespace fs = std::filesystem;
+  std::string found;
+  for (auto& cand : l.paths) {
+    fs::path p(cand);
+    if (p.is_relative() && s.cwd) p = fs::path(*s.cwd) / p;
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec) && ::access(p.c_str(), X_OK) == 0) {
+      found = fs::canonical(p, ec).string();
+      if (!ec) break;
+      found.clear();
+    }
+  }
+  if (found.empty() || std::find(allow.begin(), allow.end(), found) == allow.end())
+    throw std::runtime_error("exec: program '" + shown(found.empty() ? s.argv[0] : found) +
+                             "' is not allowed by --exec-allow");
+  l.paths = {found};
+  l.candidates = {l.paths[0].c_str(), nullptr};
+}
+
+std::string run_spec(const Spec& s, const TaskRecord& t, std::stop_token stop, const std::vector<std::string>& allow = {}) {
   if (stop.stop_requested()) throw std::runtime_error("exec: stopped before the program started");
   Launch l;
   prepare(l, s, t);
+  if (!allow.empty()) restrict_program(l, s, allow);
   OutputRing out;
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) fail_errno("pipe");
@@ -626,6 +651,17 @@ void validate_exec_payload(std::string_view payload) { parse_spec(payload); }
 
 Handler exec_handler() {
   return [](const TaskContext& c) { return run_spec(parse_spec(c.task.payload), c.task, c.stop); };
+}
+
+Handler exec_handler(const ExecOptions& opts) {
+  std::vector<std::string> allow;
+  for (auto& a : opts.allow) {
+    std::error_code ec;
+    auto c = std::filesystem::canonical(a, ec);
+    allow.push_back(ec ? a : c.string());
+  }
+  if (allow.empty()) return exec_handler();
+  return [allow](const TaskContext& c) { return run_spec(parse_spec(c.task.payload), c.task, c.stop, allow); };
 }
 
 }  // namespace taskpool

@@ -69,13 +69,20 @@ class CliTest : public ::testing::Test {
   }
   // `serve --db DB args...`, with `env` added to its environment; its output goes to serve.log.
   pid_t daemon(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+    pid_t pid = daemon_of("serve", args, env);
+    ++serves_;
+    return pid;
+  }
+  // daemon() for another long-running command (`web`).
+  pid_t daemon_of(const std::string& command, const std::vector<std::string>& args,
+                  const std::map<std::string, std::string>& env = {}) {
     pid_t pid = fork();
     if (pid == 0) {
       int fd = open((dir_ / "serve.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
       for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> all{TASKPOOL_CLI_PATH, "serve", "--db", db_};
+      std::vector<std::string> all{TASKPOOL_CLI_PATH, command, "--db", db_};
       all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
@@ -83,7 +90,6 @@ class CliTest : public ::testing::Test {
       execv(argv[0], argv.data());
       _exit(127);
     }
-    ++serves_;
     return pid;
   }
   // Waits until the latest daemon reported it is serving (its signal handling is in place).
@@ -97,6 +103,13 @@ class CliTest : public ::testing::Test {
     });
   }
   int serves_ = 0;
+  // What the daemons wrote to serve.log so far.
+  std::string log_text() {
+    std::ifstream f(dir_ / "serve.log");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
   static int wait_exit(pid_t pid) {
     int status = 0;
     waitpid(pid, &status, 0);

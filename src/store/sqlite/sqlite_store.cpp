@@ -159,6 +159,13 @@ CREATE INDEX tasks_fair_group ON tasks (task_level, group_id, exec_time) WHERE t
 CREATE INDEX tasks_caps ON tasks (task_level, CASE WHEN exec_task = '' THEN task_type ELSE exec_task END, exec_time)
   WHERE task_status = 'waiting';
 )sql",
+    // v5 [http]: listing by status pages through (task_status, id) index ranges, so a page of a
+    // rare status in a large table reads the page, not the table (tasks_due is ordered by level
+    // and time, not id); a task's run history and its deletion find its reports by task_id.
+    R"sql(
+CREATE INDEX tasks_status ON tasks (task_status, id);
+CREATE INDEX reports_task ON reports (task_id);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -277,13 +284,7 @@ class SqliteTaskStore final : public TaskStore {
 
   void scan(const ListQuery& q, const std::function<bool(const TaskRecord&)>& each) override {
     detail::MutexLock lk(mu_);
-    StmtScope s(stmts_.list);
-    if (q.status) {
-      s->bind(1, to_string(*q.status));
-    } else {
-      s->bind_null(1);
-    }
-    s->bind(2, static_cast<std::int64_t>(q.limit));
+    StmtScope s(list_stmt_locked(q, false));
     while (s->step())
       if (!each(read_record(*s))) break;
   }
@@ -291,16 +292,25 @@ class SqliteTaskStore final : public TaskStore {
   bool cancel(std::int64_t id) override {
     detail::MutexLock lk(mu_);
     Tx tx(*this);
-    auto cur = get_locked(id);
-    if (!cur || (cur->status != TaskStatus::waiting && cur->status != TaskStatus::running)) return false;
-    std::int64_t now = now_ms();
-    StmtScope s(stmts_.set_cancelled);
-    s->bind(1, now).bind(2, id).run();
-    if (writes_report(*cur, TaskStatus::cancelled))
-      write_report_locked(*cur, TaskStatus::cancelled, std::nullopt, std::string("cancelled"), now);
+    if (!cancel_locked(id)) return false;
     tx.commit();
     return true;
   }
+
+  bool remove(std::int64_t id) override {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    StmtScope s(stmts_.remove);
+    s->bind(1, id).run();
+    if (sqlite3_changes(db_) != 1) return false;
+    StmtScope r(stmts_.remove_reports);
+    r->bind(1, id).run();
+    tx.commit();
+    return true;
+  }
+
+  std::size_t cancel_matching(const ListQuery& q) override { return change_matching(q, true); }
+  std::size_t retry_matching(const ListQuery& q) override { return change_matching(q, false); }
 
   bool extend(std::int64_t id, std::chrono::milliseconds by) override {
     check_duration(by, "extend: the duration");
@@ -332,17 +342,7 @@ class SqliteTaskStore final : public TaskStore {
 
   bool retry(std::int64_t id) override {
     detail::MutexLock lk(mu_);
-    StmtScope s(stmts_.retry);
-    std::int64_t now = now_ms();
-    s->bind(1, now).bind(2, id);
-    try {
-      s->run();
-    } catch (const StoreError&) {
-      // The unique key is live again in another task: report it as "cannot retry".
-      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) return false;  // no Tx: still current
-      throw;
-    }
-    return sqlite3_changes(db_) == 1;
+    return retry_locked(id);
   }
 
   std::vector<TaskRecord> claim_due(const ClaimRequest& req) override {
@@ -537,19 +537,7 @@ class SqliteTaskStore final : public TaskStore {
     StmtScope s(stmts_.reports);
     s->bind(1, unacked_only ? 1 : 0).bind(2, static_cast<std::int64_t>(limit));
     std::vector<Report> out;
-    while (s->step()) {
-      Report r;
-      r.id = s->i64(0);
-      r.task_id = s->i64(1);
-      r.report_user_id = s->text(2);
-      r.report_group_id = s->text(3);
-      r.status = parse_task_status(s->text(4)).value_or(TaskStatus::done);
-      r.result = s->opt_text(5);
-      r.error = s->opt_text(6);
-      r.created_time = from_ms(s->i64(7));
-      if (auto a = s->opt_i64(8)) r.acked_time = from_ms(*a);
-      out.push_back(std::move(r));
-    }
+    while (s->step()) out.push_back(read_report(*s));
     return out;
   }
 
@@ -578,6 +566,15 @@ class SqliteTaskStore final : public TaskStore {
     b->bind(1, cutoff).run();
     tx.commit();
     return n;
+  }
+
+  std::vector<Report> task_reports(std::int64_t task_id, std::size_t limit) override {
+    detail::MutexLock lk(mu_);
+    StmtScope s(stmts_.task_reports);
+    s->bind(1, task_id).bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+    std::vector<Report> out;
+    while (s->step()) out.push_back(read_report(*s));
+    return out;
   }
 
   StoreStats stats() override {
@@ -652,6 +649,7 @@ class SqliteTaskStore final : public TaskStore {
 
   void close_db() noexcept TP_REQUIRES(mu_) {
     stmts_ = {};
+    list_stmts_.clear();
     if (db_) sqlite3_close(db_);
     db_ = nullptr;
   }
@@ -822,7 +820,8 @@ class SqliteTaskStore final : public TaskStore {
         "debounce_ms = excluded.debounce_ms, max_wait_ms = excluded.max_wait_ms, "
         "updated_time = excluded.updated_time RETURNING id");
     stmts_.get = p("SELECT " + cols + " FROM tasks WHERE id = ?1");
-    stmts_.list = p("SELECT " + cols + " FROM tasks WHERE ?1 IS NULL OR task_status = ?1 ORDER BY id LIMIT ?2");
+    stmts_.remove = p("DELETE FROM tasks WHERE id = ?1 AND task_status <> 'running'");
+    stmts_.remove_reports = p("DELETE FROM reports WHERE task_id = ?1");
     stmts_.json_valid = p("SELECT json_valid(?1)");
     // The lease stays: a running task's run acknowledges its end (see the design note).
     stmts_.set_cancelled = p("UPDATE tasks SET task_status = 'cancelled', updated_time = ?1 WHERE id = ?2");
@@ -919,12 +918,112 @@ class SqliteTaskStore final : public TaskStore {
     stmts_.reports = p(
         "SELECT id, task_id, report_user_id, report_group_id, status, result, error, created_time, acked_time "
         "FROM reports WHERE ?1 = 0 OR acked_time IS NULL ORDER BY id LIMIT ?2");
+    stmts_.task_reports = p(
+        "SELECT id, task_id, report_user_id, report_group_id, status, result, error, created_time, acked_time "
+        "FROM reports WHERE task_id = ?1 ORDER BY id DESC LIMIT ?2");
     stmts_.ack = p("UPDATE reports SET acked_time = ?1 WHERE id = ?2 AND acked_time IS NULL");
     stmts_.prune_tasks = p(
         "DELETE FROM tasks WHERE task_status IN ('done', 'failed', 'cancelled') AND updated_time < ?1");
     stmts_.prune_reports = p("DELETE FROM reports WHERE acked_time IS NOT NULL AND acked_time < ?1");
     stmts_.counts = p("SELECT task_status, count(*) FROM tasks GROUP BY task_status");
     stmts_.unacked = p("SELECT count(*) FROM reports WHERE acked_time IS NULL");
+  }
+
+  // The statement for a ListQuery's shape (which filters are set, and the order), prepared
+  // once per shape and cached, with q's values bound. Only set filters appear in the SQL, so
+  // SQLite plans each shape on its own: a status filter walks tasks_status in id order, the
+  // others walk the ids; either way a keyset page stops after `limit` matches. `ids_only`
+  // selects just the ids (the bulk operations).
+  Stmt& list_stmt_locked(const ListQuery& q, bool ids_only) TP_REQUIRES(mu_) {
+    unsigned shape = (q.status ? 1u : 0u) | (q.handler.empty() ? 0u : 2u) | (q.creator_id.empty() ? 0u : 4u) |
+                     (q.group_id.empty() ? 0u : 8u) | (q.text.empty() ? 0u : 16u) | (q.due_before ? 32u : 0u) |
+                     (q.due_after ? 64u : 0u) | (q.after_id > 0 ? 128u : 0u) | (q.before_id > 0 ? 256u : 0u) |
+                     (q.newest_first ? 512u : 0u) | (ids_only ? 1024u : 0u);
+    auto it = list_stmts_.find(shape);
+    if (it == list_stmts_.end()) {
+      std::string sql = std::string("SELECT ") + (ids_only ? "id" : kCols) + " FROM tasks WHERE 1";
+      if (shape & 1u) sql += " AND task_status = ?1";
+      if (shape & 2u) sql += " AND (exec_task = ?2 OR (exec_task = '' AND task_type = ?2))";
+      if (shape & 4u) sql += " AND creator_id = ?3";
+      if (shape & 8u) sql += " AND group_id = ?4";
+      if (shape & 16u)
+        sql += " AND (instr(payload, ?5) > 0 OR instr(coalesce(result, ''), ?5) > 0 OR instr(coalesce(last_error, ''), ?5) > 0)";
+      if (shape & 32u) sql += " AND exec_time < ?6";
+      if (shape & 64u) sql += " AND exec_time >= ?7";
+      if (shape & 128u) sql += " AND id > ?8";
+      if (shape & 256u) sql += " AND id < ?9";
+      sql += (shape & 512u) ? " ORDER BY id DESC LIMIT ?10" : " ORDER BY id LIMIT ?10";
+      it = list_stmts_.emplace(shape, Stmt(db_, sql)).first;
+    }
+    Stmt& s = it->second;
+    if (q.status) s.bind(1, to_string(*q.status));
+    if (!q.handler.empty()) s.bind(2, q.handler);
+    if (!q.creator_id.empty()) s.bind(3, q.creator_id);
+    if (!q.group_id.empty()) s.bind(4, q.group_id);
+    if (!q.text.empty()) s.bind(5, q.text);
+    if (q.due_before) s.bind(6, to_ms(*q.due_before));
+    if (q.due_after) s.bind(7, to_ms(*q.due_after));
+    if (q.after_id > 0) s.bind(8, q.after_id);
+    if (q.before_id > 0) s.bind(9, q.before_id);
+    s.bind(10, static_cast<std::int64_t>(std::min<std::size_t>(q.limit, INT64_MAX)));
+    return s;
+  }
+
+  // cancel (or retry) every row q selects, in one transaction; returns how many changed.
+  std::size_t change_matching(const ListQuery& q, bool cancel) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    std::vector<std::int64_t> ids;
+    {
+      StmtScope s(list_stmt_locked(q, true));
+      while (s->step()) ids.push_back(s->i64(0));
+    }
+    std::size_t n = 0;
+    for (std::int64_t id : ids) n += cancel ? cancel_locked(id) : retry_locked(id);
+    tx.commit();
+    return n;
+  }
+
+  // cancel() inside the caller's transaction.
+  bool cancel_locked(std::int64_t id) TP_REQUIRES(mu_) {
+    auto cur = get_locked(id);
+    if (!cur || (cur->status != TaskStatus::waiting && cur->status != TaskStatus::running)) return false;
+    std::int64_t now = now_ms();
+    StmtScope s(stmts_.set_cancelled);
+    s->bind(1, now).bind(2, id).run();
+    if (writes_report(*cur, TaskStatus::cancelled))
+      write_report_locked(*cur, TaskStatus::cancelled, std::nullopt, std::string("cancelled"), now);
+    return true;
+  }
+
+  // retry() alone or inside the caller's transaction (a refused row changes nothing).
+  bool retry_locked(std::int64_t id) TP_REQUIRES(mu_) {
+    StmtScope s(stmts_.retry);
+    std::int64_t now = now_ms();
+    s->bind(1, now).bind(2, id);
+    try {
+      s->run();
+    } catch (const StoreError&) {
+      // The unique key is live again in another task: report it as "cannot retry". (A
+      // constraint error undoes only its own statement, so a transaction around it goes on.)
+      if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE) return false;
+      throw;
+    }
+    return sqlite3_changes(db_) == 1;
+  }
+
+  static Report read_report(const Stmt& s) {
+    Report r;
+    r.id = s.i64(0);
+    r.task_id = s.i64(1);
+    r.report_user_id = s.text(2);
+    r.report_group_id = s.text(3);
+    r.status = parse_task_status(s.text(4)).value_or(TaskStatus::done);
+    r.result = s.opt_text(5);
+    r.error = s.opt_text(6);
+    r.created_time = from_ms(s.i64(7));
+    if (auto a = s.opt_i64(8)) r.acked_time = from_ms(*a);
+    return r;
   }
 
   struct ClaimRow {
@@ -1306,7 +1405,7 @@ class SqliteTaskStore final : public TaskStore {
   }
 
   struct Statements {
-    Stmt insert, get, list, json_valid, set_cancelled, waiting_time, set_time, retry, due_ids, claim, start, renew, held,
+    Stmt insert, get, remove, remove_reports, task_reports, json_valid, set_cancelled, waiting_time, set_time, retry, due_ids, claim, start, renew, held,
         claim_row, clear_lease, finish_run, release, lease_owners, recover_running, recover_ended, fail_late, fail_early,
         next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked, due_rows;
     Stmt fair_first[2], fair_next[2], fair_rows[2];  // [0]: by creator_id, [1]: by group_id
@@ -1317,6 +1416,7 @@ class SqliteTaskStore final : public TaskStore {
   detail::Mutex mu_;
   sqlite3* db_ TP_GUARDED_BY(mu_) = nullptr;
   Statements stmts_ TP_GUARDED_BY(mu_);
+  std::map<unsigned, Stmt> list_stmts_ TP_GUARDED_BY(mu_);  // list_stmt_locked's cache, by query shape
   std::mt19937_64 rng_ TP_GUARDED_BY(mu_){std::random_device{}()};
   std::uint64_t seen_version_ TP_GUARDED_BY(mu_) = 0;
   // Fair claims: per fairness (creator, group) and level, the key the last claim visited; the
