@@ -101,6 +101,7 @@ struct ServeArgs {
   std::size_t threads = 0;
   std::string poll = "1s", grace = "30s", lease = "30s";
   std::size_t prefetch = DispatcherOptions{}.prefetch;
+  std::string heartbeat = "5s", prune_after;
 };
 
 int serve(const std::string& db, const ServeArgs& a) {
@@ -126,6 +127,9 @@ int serve(const std::string& db, const ServeArgs& a) {
   o.poll_interval = poll_interval;
   o.lease = lease;
   o.prefetch = a.prefetch;
+  o.heartbeat = parse_duration(a.heartbeat, "--heartbeat");
+  if (o.heartbeat.count() <= 0) throw UsageError("--heartbeat must be positive");
+  if (!a.prune_after.empty()) o.retention = parse_duration(a.prune_after, "--prune-after");
   o.log = log_line;
   auto store = open_store(db, Access::create);
   ThreadPool pool(a.threads == 0 ? std::max(1u, std::thread::hardware_concurrency()) : a.threads);
@@ -190,6 +194,13 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--lease", serve_args.lease, "lease length, at least 1s; renewed every lease/3 while a task runs (default 30s)");
   serve_cmd->add_option("--prefetch", serve_args.prefetch,
                         "tasks claimed beyond the free worker threads (default " + std::to_string(serve_args.prefetch) + ")");
+
+  serve_cmd->add_option("--heartbeat", serve_args.heartbeat,
+                        "how often this node updates its row in `taskpool nodes` and renews or seeks the maintenance "
+                        "leadership (default 5s; at most lease/3 is used)");
+  serve_cmd->add_option("--prune-after", serve_args.prune_after,
+                        "the maintenance leader deletes finished tasks and acknowledged reports older than this, once a "
+                        "minute (default: never)");
 
   auto* add_cmd = command("add", "add a task (or upsert one with --unique-key / --unique)");
   NewTask nt;
@@ -258,6 +269,11 @@ int main(int argc, char** argv) {
   auto* prune_cmd = command("prune", "delete finished tasks and acknowledged reports");
   std::string older_than = "7d";
   prune_cmd->add_option("--older-than", older_than, "retention (default 7d)");
+
+  auto* nodes_cmd = command("nodes", "live dispatcher nodes: host, pid, threads, in-flight tasks, last heartbeat");
+  std::string max_age = "15s";
+  nodes_cmd->add_flag("--json", as_json, "JSON lines (no header)");
+  nodes_cmd->add_option("--max-age", max_age, "a node whose last heartbeat is older is dead and deleted (default 15s)");
 
   // The first word that is not an option (or --db's value) must name a command.
   for (int i = 1; i < argc; ++i) {
@@ -395,6 +411,26 @@ int main(int argc, char** argv) {
       }
       std::fflush(stdout);
       if (ack) store->ack_reports(ids);
+      return kOk;
+    }
+    if (nodes_cmd->parsed()) {
+      auto age = parse_duration(max_age, "--max-age");
+      auto store = open_store(db, Access::write);
+      auto ns = store->nodes(age);
+      if (!as_json) std::printf("%-20s %-8s %7s %5s %6s %9s %-6s %-23s %s\n", "HOST", "PID", "THREADS", "BUSY", "QUEUED",
+                                "IN_FLIGHT", "STATE", "HEARTBEAT", "OWNER");
+      for (const NodeInfo& n : ns) {
+        if (as_json) {
+          nlohmann::json j = {{"owner", n.owner}, {"host", n.host}, {"pid", n.pid}, {"threads", n.threads},
+                              {"busy", n.busy}, {"queued", n.queued}, {"in_flight", n.in_flight}, {"paused", n.paused},
+                              {"started", format_time_precise(n.started)}, {"heartbeat", format_time_precise(n.heartbeat)}};
+          std::printf("%s\n", records::dump(j).c_str());
+        } else {
+          std::printf("%-20s %-8lld %7zu %5zu %6zu %9zu %-6s %-23s %s\n", records::printable(n.host).c_str(),
+                      static_cast<long long>(n.pid), n.threads, n.busy, n.queued, n.in_flight, n.paused ? "paused" : "active",
+                      format_time_precise(n.heartbeat).c_str(), records::printable(n.owner).c_str());
+        }
+      }
       return kOk;
     }
     if (prune_cmd->parsed()) {
