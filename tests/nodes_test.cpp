@@ -1,6 +1,6 @@
 // tests/nodes_test.cpp — the nodes table and the maintenance leader row (TaskStore::heartbeat,
 // remove_node, nodes, try_lead), through TaskStore calls only, so the same tests apply to every
-// backend.
+// backend; then the dispatcher's side: its heartbeat, its clean stop, and which node recovers what.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,7 +9,7 @@
 
 #include "common/store_fixture.hpp"
 #include "common/test_util.hpp"
-#include "taskpool/sqlite_store.hpp"
+#include "taskpool/taskpool.hpp"
 
 using namespace std::chrono_literals;
 
@@ -150,6 +150,114 @@ TEST_F(NodesTest, ExactlyOneLeaderAmongConcurrentContenders) {
   close(pipefd[0]);
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(wins.load(), 1);
+}
+
+
+class NodeDispatcherTest : public NodesTest {
+ protected:
+  static NewTask memo() {
+    NewTask t;
+    t.creator_id = "u1";
+    t.exec_task = "memo";
+    return t;
+  }
+  static DispatcherOptions fast() {
+    DispatcherOptions o;
+    o.poll_interval = 20ms;
+    o.lease = kMinLease;
+    o.heartbeat = 20ms;
+    return o;
+  }
+  bool status_is(std::int64_t id, TaskStatus s) {
+    return test::eventually([&] {
+      auto r = store_->get(id);
+      return r && r->status == s;
+    });
+  }
+};
+
+// Invariant: a started dispatcher shows in nodes() with its pool and pid, leads when nobody else
+// does, and a clean stop deletes its row and resigns (another node may lead at once).
+TEST_F(NodeDispatcherTest, HeartbeatShowsTheNodeAndStopRemovesIt) {
+  ThreadPool pool(3);
+  Dispatcher d(*store_, pool, fast());
+  d.start();
+  auto ns = store_->nodes(1min);
+  ASSERT_EQ(ns.size(), 1u);  // the first heartbeat is part of start()
+  EXPECT_EQ(ns[0].owner, d.owner());
+  EXPECT_EQ(ns[0].pid, ::getpid());
+  EXPECT_EQ(ns[0].threads, 3u);
+  EXPECT_FALSE(ns[0].host.empty());
+  EXPECT_TRUE(d.stats().leader);
+  d.pause();
+  EXPECT_TRUE(test::eventually([&] {
+    auto n = store_->nodes(1min);
+    return n.size() == 1 && n[0].paused;
+  }));
+  d.stop();
+  EXPECT_TRUE(store_->nodes(1min).empty());
+  EXPECT_TRUE(store_->try_lead("next", 1h));
+}
+
+// Invariant: a node that does not lead never takes back a row whose lease expired under an owner
+// it cannot judge (another host); once it leads, it does, and the task runs.
+TEST_F(NodeDispatcherTest, OnlyTheLeaderRecoversExpiredLeases) {
+  auto id = store_->add(memo());
+  ASSERT_EQ(store_->claim_due("elsewhere.0:1:1:x", 1, 100ms).size(), 1u);
+  ASSERT_TRUE(store_->try_lead("other-leader", 1h));
+  ThreadPool pool(1);
+  Dispatcher d(*store_, pool, fast());
+  std::atomic<int> runs{0};
+  d.handle("memo", [&](const TaskContext&) {
+    ++runs;
+    return "x";
+  });
+  d.start();
+  // Well past the lease, many ticks (each a recovery pass) later: still the other owner's.
+  std::this_thread::sleep_for(kMinLease);
+  EXPECT_FALSE(d.stats().leader);
+  EXPECT_EQ(store_->get(id)->status, TaskStatus::running);
+  EXPECT_EQ(runs.load(), 0);
+  store_->remove_node("other-leader");  // the leader stops cleanly
+  EXPECT_TRUE(status_is(id, TaskStatus::done));
+  EXPECT_TRUE(d.stats().leader);
+  EXPECT_EQ(runs.load(), 1);
+  d.stop();
+}
+
+// Invariant: every node, leader or not, takes back at once the rows of an owner provably dead on
+// its own host (pid gone), long before their lease expires.
+TEST_F(NodeDispatcherTest, NonLeaderRecoversDeadSameHostOwnerAtOnce) {
+  ThreadPool pool(1);
+  Dispatcher d(*store_, pool, fast());
+  d.handle("memo", [](const TaskContext&) { return "x"; });
+  // A same-host owner name (HOST:PID:STARTTIME:RANDOM) whose pid is gone: a reaped child's.
+  pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  const std::string& me = d.owner();
+  auto c3 = me.rfind(':'), c2 = me.rfind(':', c3 - 1), c1 = me.rfind(':', c2 - 1);
+  const std::string dead = me.substr(0, c1) + ":" + std::to_string(child) + me.substr(c2, c3 - c2) + ":dead";
+  auto id = store_->add(memo());
+  ASSERT_EQ(store_->claim_due(dead, 1, 1h).size(), 1u);
+  ASSERT_TRUE(store_->try_lead("other-leader", 1h));
+  d.start();
+  EXPECT_TRUE(status_is(id, TaskStatus::done));
+  EXPECT_FALSE(d.stats().leader);
+  d.stop();
+}
+
+// Invariant: a leader that stops renewing (dead, or cut off) is replaced once its TTL has passed.
+TEST_F(NodeDispatcherTest, SilentLeaderIsReplacedAfterItsTtl) {
+  ASSERT_TRUE(store_->try_lead("ghost", 300ms));
+  ThreadPool pool(1);
+  auto other = open_sqlite_store(path_);
+  Dispatcher d(*other, pool, fast());
+  d.start();
+  EXPECT_FALSE(d.stats().leader);
+  EXPECT_TRUE(test::eventually([&] { return d.stats().leader; }));
+  EXPECT_FALSE(store_->try_lead("ghost", 300ms));
+  d.stop();
 }
 
 }  // namespace
