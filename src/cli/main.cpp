@@ -417,7 +417,7 @@ int main(int argc, char** argv) {
       auto age = parse_duration(max_age, "--max-age");
       auto store = open_store(db, Access::write);
       auto ns = store->nodes(age);
-      if (!as_json) std::printf("%-20s %-8s %7s %5s %6s %9s %-6s %-23s %s\n", "HOST", "PID", "THREADS", "BUSY", "QUEUED",
+      if (!as_json) std::printf("%-20s %-8s %7s %5s %6s %9s %-6s %-29s %s\n", "HOST", "PID", "THREADS", "BUSY", "QUEUED",
                                 "IN_FLIGHT", "STATE", "HEARTBEAT", "OWNER");
       for (const NodeInfo& n : ns) {
         if (as_json) {
@@ -426,7 +426,7 @@ int main(int argc, char** argv) {
                               {"started", format_time_precise(n.started)}, {"heartbeat", format_time_precise(n.heartbeat)}};
           std::printf("%s\n", records::dump(j).c_str());
         } else {
-          std::printf("%-20s %-8lld %7zu %5zu %6zu %9zu %-6s %-23s %s\n", records::printable(n.host).c_str(),
+          std::printf("%-20s %-8lld %7zu %5zu %6zu %9zu %-6s %-29s %s\n", records::printable(n.host).c_str(),
                       static_cast<long long>(n.pid), n.threads, n.busy, n.queued, n.in_flight, n.paused ? "paused" : "active",
                       format_time_precise(n.heartbeat).c_str(), records::printable(n.owner).c_str());
         }

@@ -524,8 +524,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (renew) log(std::string("lease renewal failed: ") + e.what() + "; retrying at the next renewal");
     }
     mu.lock();
+    // A run that finished meanwhile may have been recorded already (its row moved on): its
+    // commit, not this look, tells whether the claim was still held.
     for (std::size_t i = 0; i < ok.size(); ++i)
-      if (!ok[i]) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
+      if (!ok[i] && !fs[i]->finished) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
   }
 
   // Group start: the first run to arrive starts everything queued in one transaction.
