@@ -169,6 +169,21 @@ int main(int argc, char** argv) {
     add("dispatch_noop", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5); });
     add("due_to_start_inproc", "ms", [=] { return due_to_start(t, s.due_samples, true); });
     add("due_to_start_outproc", "ms", [=] { return due_to_start(t, s.due_samples / 4, false); });
+    add("dispatch_noop_2nodes", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5, Backend::sqlite, 2); });
+    // PostgreSQL (scripts/bench starts a throwaway cluster and sets TASKPOOL_BENCH_PG).
+#ifdef TASKPOOL_BENCH_HAS_PG
+    if (!bench_pg().empty()) {
+      const auto pg = Backend::postgres;
+      add("store_insert_pg", "us/task", [=] { return store_insert(s.store_inserts, pg); });
+      add("store_insert_batch_pg", "us/task", [=] { return store_insert_batch(s.store_inserts * 10, pg); });
+      add("dispatch_noop_pg", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5, pg); });
+      add("dispatch_noop_2nodes_pg", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5, pg, 2); });
+      add("due_to_start_inproc_pg", "ms", [=] { return due_to_start(t, s.due_samples, true, pg); });
+      add("due_to_start_outproc_pg", "ms", [=] { return due_to_start(t, s.due_samples / 4, false, pg); });
+    } else {
+      std::fprintf(stderr, "TASKPOOL_BENCH_PG is not set: no PostgreSQL rows\n");
+    }
+#endif
   }
   for (auto& e : g_entries) {
     benchmark::RegisterBenchmark(key(e.workload, e.library, e.threads).c_str(),
