@@ -16,8 +16,9 @@
 // others can judge its rows only by their lease, as for a node on another machine, and the
 // leader's expired-lease rescue is exercised beside the same-host instant one.
 //
-// Database: a SQLite file, or with TASKPOOL_TEST_PG set a fresh PostgreSQL database created for
-// the run through TASKPOOL_TEST_PG_ADMIN; there the run also terminates the nodes' connections
+// Database (the test's parameter): a SQLite file; and PostgreSQL when TASKPOOL_TEST_PG is set (else
+// skipped; scripts/test starts a throwaway cluster): a fresh database created for the run through
+// TASKPOOL_TEST_PG_ADMIN; there the run also terminates the nodes' connections
 // (pg_terminate_backend) twice and restarts the server once (TASKPOOL_TEST_PG_RESTART).
 // Length: TASKPOOL_CHAOS_SECONDS (default 30); the task count follows TASKPOOL_STRESS_SCALE.
 #include <fcntl.h>
@@ -84,7 +85,8 @@ std::string user_of(const std::string& uri) {
   return uri.substr(start, std::min(uri.find(':', start), at) - start);
 }
 
-class ChaosTest : public taskpool::test::CliTest {
+// The parameter names the backend: "sqlite" (a file) or "postgresql" (TASKPOOL_TEST_PG).
+class ChaosTest : public taskpool::test::CliTest, public ::testing::WithParamInterface<std::string> {
  protected:
   struct Node {
     pid_t pid = -1;
@@ -94,8 +96,9 @@ class ChaosTest : public taskpool::test::CliTest {
 
   void SetUp() override {
     CliTest::SetUp();
-    pg_ = env_or("TASKPOOL_TEST_PG");
-    if (!pg_.empty()) {
+    if (GetParam() == "postgresql") {
+      pg_ = env_or("TASKPOOL_TEST_PG");
+      if (pg_.empty()) GTEST_SKIP() << "TASKPOOL_TEST_PG is not set (scripts/test starts a throwaway cluster)";
       admin_ = env_or("TASKPOOL_TEST_PG_ADMIN");
       ASSERT_FALSE(admin_.empty()) << "TASKPOOL_TEST_PG is set but TASKPOOL_TEST_PG_ADMIN is not";
       pg_db_ = "taskpool_chaos_" + std::to_string(::getpid());
@@ -192,7 +195,7 @@ class ChaosTest : public taskpool::test::CliTest {
   std::map<std::string, micros> gone_;  // node incarnation -> when it was gone (killed or stopped)
 };
 
-TEST_F(ChaosTest, NodesKilledAndRestartedLoseNothingAndNeverOverlap) {
+TEST_P(ChaosTest, NodesKilledAndRestartedLoseNothingAndNeverOverlap) {
   const auto seconds = std::stoi(env_or("TASKPOOL_CHAOS_SECONDS", "30"));
   const std::size_t one_shots = taskpool::test::scaled(2000), long_ones = taskpool::test::scaled(60), repeating = 5;
   const std::string log = (dir_ / "runs.log").string();
@@ -363,5 +366,8 @@ TEST_F(ChaosTest, NodesKilledAndRestartedLoseNothingAndNeverOverlap) {
               seconds, once.size(), repeating, runs.size(), interrupted, kills, events,
               pg_.empty() ? " (SQLite)" : " (PostgreSQL: connections terminated, server restarted)");
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ChaosTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 }  // namespace
