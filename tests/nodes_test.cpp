@@ -247,6 +247,24 @@ TEST_F(NodeDispatcherTest, NonLeaderRecoversDeadSameHostOwnerAtOnce) {
   d.stop();
 }
 
+// Invariant: a node's own leaked rows (claimed under its name, no longer in flight: a release
+// that failed) are taken back by that node once their lease expired, leader or not: no other node
+// could (on the same host their owner is provably alive).
+TEST_F(NodeDispatcherTest, NonLeaderRecoversItsOwnLeakedRowsByLease) {
+  auto o = fast();
+  o.owner = "this-node";
+  ThreadPool pool(1);
+  Dispatcher d(*store_, pool, o);
+  d.handle("memo", [](const TaskContext&) { return "x"; });
+  auto id = store_->add(memo());
+  ASSERT_EQ(store_->claim_due("this-node", 1, 100ms).size(), 1u);
+  ASSERT_TRUE(store_->try_lead("other-leader", 1h));
+  d.start();
+  EXPECT_TRUE(status_is(id, TaskStatus::done));
+  EXPECT_FALSE(d.stats().leader);
+  d.stop();
+}
+
 // Invariant: a leader that stops renewing (dead, or cut off) is replaced once its TTL has passed.
 TEST_F(NodeDispatcherTest, SilentLeaderIsReplacedAfterItsTtl) {
   ASSERT_TRUE(store_->try_lead("ghost", 300ms));

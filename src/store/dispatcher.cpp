@@ -212,11 +212,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
-  // What recovery may assume about `o`. Only the leader judges owners by their lease (our own
-  // leaked rows, a release that failed, included); to a non-leader every owner it cannot prove
-  // dead counts as alive, so it takes back only provably dead same-host owners' rows.
+  // What recovery may assume about `o`. Our own leaked rows (a release that failed) are judged
+  // by their lease on every node: no other node can (to a same-host one we are provably alive).
+  // Other owners: only the leader judges them by their lease; to a non-leader every owner it
+  // cannot prove dead counts as alive, so it takes back only provably dead same-host owners' rows.
   OwnerState owner_state(std::string_view o, bool leader) const {
-    OwnerState s = o == opts.owner ? OwnerState::unknown : probe_owner(o, host);
+    if (o == opts.owner) return OwnerState::unknown;
+    OwnerState s = probe_owner(o, host);
     return s == OwnerState::unknown && !leader ? OwnerState::alive : s;
   }
 
@@ -832,6 +834,7 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   m.thread.join();
   try {
     m.store.remove_node(m.opts.owner);  // gone from `taskpool nodes`; another node may lead at once
+    m.leading.store(false);
   } catch (const std::exception& e) {
     m.log(std::string("removing this node's row failed: ") + e.what() + "; it ages out");
   }
