@@ -174,6 +174,21 @@ class NodeDispatcherTest : public NodesTest {
       return r && r->status == s;
     });
   }
+  // A memo task left running under `owner`'s claim (lease `lease`) while "other-leader" leads.
+  std::int64_t claimed_by(const std::string& owner, std::chrono::milliseconds lease) {
+    auto id = store_->add(memo());
+    EXPECT_EQ(store_->claim_due(owner, 1, lease).size(), 1u);
+    EXPECT_TRUE(store_->try_lead("other-leader", 1h));
+    return id;
+  }
+  // Starts d (which does not lead) and expects it to take task `id` back and run it.
+  void expect_non_leader_runs(Dispatcher& d, std::int64_t id) {
+    d.handle("memo", [](const TaskContext&) { return "x"; });
+    d.start();
+    EXPECT_TRUE(status_is(id, TaskStatus::done));
+    EXPECT_FALSE(d.stats().leader);
+    d.stop();
+  }
 };
 
 // Invariant: a started dispatcher shows in nodes() with its pool and pid, leads when nobody else
@@ -202,9 +217,7 @@ TEST_F(NodeDispatcherTest, HeartbeatShowsTheNodeAndStopRemovesIt) {
 // Invariant: a node that does not lead never takes back a row whose lease expired under an owner
 // it cannot judge (another host); once it leads, it does, and the task runs.
 TEST_F(NodeDispatcherTest, OnlyTheLeaderRecoversExpiredLeases) {
-  auto id = store_->add(memo());
-  ASSERT_EQ(store_->claim_due("elsewhere.0:1:1:x", 1, 100ms).size(), 1u);
-  ASSERT_TRUE(store_->try_lead("other-leader", 1h));
+  auto id = claimed_by("elsewhere.0:1:1:x", 100ms);
   ThreadPool pool(1);
   Dispatcher d(*store_, pool, fast());
   std::atomic<int> runs{0};
@@ -230,7 +243,6 @@ TEST_F(NodeDispatcherTest, OnlyTheLeaderRecoversExpiredLeases) {
 TEST_F(NodeDispatcherTest, NonLeaderRecoversDeadSameHostOwnerAtOnce) {
   ThreadPool pool(1);
   Dispatcher d(*store_, pool, fast());
-  d.handle("memo", [](const TaskContext&) { return "x"; });
   // A same-host owner name (HOST:PID:STARTTIME:RANDOM) whose pid is gone: a reaped child's.
   pid_t child = fork();
   if (child == 0) _exit(0);
@@ -238,13 +250,7 @@ TEST_F(NodeDispatcherTest, NonLeaderRecoversDeadSameHostOwnerAtOnce) {
   const std::string& me = d.owner();
   auto c3 = me.rfind(':'), c2 = me.rfind(':', c3 - 1), c1 = me.rfind(':', c2 - 1);
   const std::string dead = me.substr(0, c1) + ":" + std::to_string(child) + me.substr(c2, c3 - c2) + ":dead";
-  auto id = store_->add(memo());
-  ASSERT_EQ(store_->claim_due(dead, 1, 1h).size(), 1u);
-  ASSERT_TRUE(store_->try_lead("other-leader", 1h));
-  d.start();
-  EXPECT_TRUE(status_is(id, TaskStatus::done));
-  EXPECT_FALSE(d.stats().leader);
-  d.stop();
+  expect_non_leader_runs(d, claimed_by(dead, 1h));
 }
 
 // Invariant: a node's own leaked rows (claimed under its name, no longer in flight: a release
@@ -255,14 +261,7 @@ TEST_F(NodeDispatcherTest, NonLeaderRecoversItsOwnLeakedRowsByLease) {
   o.owner = "this-node";
   ThreadPool pool(1);
   Dispatcher d(*store_, pool, o);
-  d.handle("memo", [](const TaskContext&) { return "x"; });
-  auto id = store_->add(memo());
-  ASSERT_EQ(store_->claim_due("this-node", 1, 100ms).size(), 1u);
-  ASSERT_TRUE(store_->try_lead("other-leader", 1h));
-  d.start();
-  EXPECT_TRUE(status_is(id, TaskStatus::done));
-  EXPECT_FALSE(d.stats().leader);
-  d.stop();
+  expect_non_leader_runs(d, claimed_by("this-node", 100ms));
 }
 
 // Invariant: a leader that stops renewing (dead, or cut off) is replaced once its TTL has passed.
