@@ -11,7 +11,8 @@
 //     its lease is then taken back, at once when the node is provably dead on this host, else
 //     by the leader once the lease expired);
 //  4. stats agrees with the log: done == one-shot tasks, waiting == repeating tasks, none running
-//     or failed.
+//     or failed;
+//  5. `taskpool nodes` shows the live nodes only (killed ones age out), none after clean stops.
 // Node 0 runs in its own pid namespace (unshare, where allowed): its host key differs, so the
 // others can judge its rows only by their lease, as for a node on another machine, and the
 // leader's expired-lease rescue is exercised beside the same-host instant one.
@@ -26,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -279,7 +281,13 @@ TEST_P(ChaosTest, NodesKilledAndRestartedLoseNothingAndNeverOverlap) {
       },
       std::chrono::seconds(180)))
       << st.dump();
+  // The live nodes: the three running ones; the killed incarnations' rows have aged out.
+  EXPECT_TRUE(eventually([&] {
+    auto r = cli({"nodes", "--json", "--max-age", "2s"});
+    return r.rc == 0 && std::count(r.out.begin(), r.out.end(), '\n') == static_cast<long>(nodes_.size());
+  }));
   for (std::size_t i = 0; i < nodes_.size(); ++i) stop(i, SIGTERM);
+  EXPECT_EQ(cli({"nodes", "--json"}).out, "");  // each clean stop removed its row
   st = stats();
   // 4. stats
   EXPECT_EQ(st.value("done", -1), static_cast<long long>(once.size())) << st.dump();
