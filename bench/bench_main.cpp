@@ -172,11 +172,11 @@ int main(int argc, char** argv) {
     add("dispatch_noop", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5); });
     // #14: fair claims over 10k creators, the plain order, and a handler limited to 2 runs.
     add("dispatch_noop_10k_creators", "us/task",
-        [=] { return dispatch_noop(t, s.store_inserts * 5, 10'000, taskpool::Fairness::creator); });
+        [=] { return dispatch_noop(t, s.store_inserts * 5, {.creators = 10'000, .fairness = taskpool::Fairness::creator}); });
     add("dispatch_noop_10k_none", "us/task",
-        [=] { return dispatch_noop(t, s.store_inserts * 5, 10'000, taskpool::Fairness::none); });
+        [=] { return dispatch_noop(t, s.store_inserts * 5, {.creators = 10'000, .fairness = taskpool::Fairness::none}); });
     add("dispatch_noop_limit2", "us/task",
-        [=] { return dispatch_noop(t, s.store_inserts * 5, 1, taskpool::Fairness::creator, 2); });
+        [=] { return dispatch_noop(t, s.store_inserts * 5, {.limit = 2}); });
     add("due_to_start_inproc", "ms", [=] { return due_to_start(t, s.due_samples, true); });
     add("due_to_start_outproc", "ms", [=] { return due_to_start(t, s.due_samples / 4, false); });
     // The HTTP API (tasks/s for adds: higher is better there).
@@ -184,6 +184,21 @@ int main(int argc, char** argv) {
     add("http_add_batch", "tasks/s", [=] { return http_add(s.store_inserts * 5, 100); });
     add("http_list", "ms", [=] { return http_list(1'000'000); });
     add("metrics_scrape", "ms", [=] { return metrics_scrape(1'000'000); });
+    add("dispatch_noop_2nodes", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5, {.nodes = 2}); });
+    // PostgreSQL (scripts/bench starts a throwaway cluster and sets TASKPOOL_BENCH_PG).
+#ifdef TASKPOOL_BENCH_HAS_PG
+    if (!bench_pg().empty()) {
+      const auto pg = Backend::postgres;
+      add("store_insert_pg", "us/task", [=] { return store_insert(s.store_inserts, pg); });
+      add("store_insert_batch_pg", "us/task", [=] { return store_insert_batch(s.store_inserts * 10, pg); });
+      add("dispatch_noop_pg", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5, {.backend = pg}); });
+      add("dispatch_noop_2nodes_pg", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5, {.backend = pg, .nodes = 2}); });
+      add("due_to_start_inproc_pg", "ms", [=] { return due_to_start(t, s.due_samples, true, pg); });
+      add("due_to_start_outproc_pg", "ms", [=] { return due_to_start(t, s.due_samples / 4, false, pg); });
+    } else {
+      std::fprintf(stderr, "TASKPOOL_BENCH_PG is not set: no PostgreSQL rows\n");
+    }
+#endif
   }
   for (auto& e : g_entries) {
     benchmark::RegisterBenchmark(key(e.workload, e.library, e.threads).c_str(),

@@ -1,30 +1,68 @@
 // bench/store_workloads.hpp — the durable layer: inserts, dispatch throughput and the time from
 // a task falling due to its handler starting. taskpool only (no peer has a durable table).
-// Each measurement uses a fresh database file in a temporary directory.
+// Each measurement uses a fresh database: a file in a temporary directory (SQLite), or a fresh
+// schema (`?schema=`) on the server TASKPOOL_BENCH_PG names (PostgreSQL; the rows ending in _pg).
 #pragma once
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 
 #include "taskpool/taskpool.hpp"
 #include "workloads.hpp"
 
+// The PostgreSQL store (and open_store, which picks the backend by the database string) arrives
+// with taskpool/postgres_store.hpp; without it the _pg rows are not registered.
+#if __has_include("taskpool/postgres_store.hpp")
+#define TASKPOOL_BENCH_HAS_PG 1
+#endif
+
 namespace bench {
 
+enum class Backend { sqlite, postgres };
+
+// The PostgreSQL server of the _pg rows ("" = none).
+inline std::string bench_pg() {
+  const char* v = std::getenv("TASKPOOL_BENCH_PG");
+  return v ? v : "";
+}
+
+// A fresh database: a file in a temporary directory, or a new schema on TASKPOOL_BENCH_PG.
 class TempDb {
  public:
-  TempDb() {
+  explicit TempDb(Backend b = Backend::sqlite) {
     static std::atomic<int> n{0};
-    dir_ = std::filesystem::temp_directory_path() / ("taskpool-bench-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    const std::string name = "taskpool-bench-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+    if (b == Backend::postgres) {
+      std::string base = bench_pg();
+      std::string schema = name;
+      for (char& c : schema)
+        if (c == '-') c = '_';
+      db_ = base + (base.find('?') == std::string::npos ? "?" : "&") + "schema=" + schema;
+      return;
+    }
+    dir_ = std::filesystem::temp_directory_path() / name;
     std::filesystem::create_directories(dir_);
+    db_ = (dir_ / "bench.db").string();
   }
-  ~TempDb() { std::filesystem::remove_all(dir_); }
-  std::string path() const { return (dir_ / "bench.db").string(); }
+  ~TempDb() {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  const std::string& path() const { return db_; }
+  std::unique_ptr<taskpool::TaskStore> open() const {
+#ifdef TASKPOOL_BENCH_HAS_PG
+    return taskpool::open_store(db_);
+#else
+    if (dir_.empty()) throw std::runtime_error("this build has no PostgreSQL store");
+    return taskpool::open_sqlite_store(db_);
+#endif
+  }
 
  private:
   std::filesystem::path dir_;
+  std::string db_;
 };
 
 inline taskpool::NewTask noop_task() {
@@ -35,9 +73,9 @@ inline taskpool::NewTask noop_task() {
 }
 
 // µs per task, one transaction per insert.
-inline Figure store_insert(std::size_t n) {
-  TempDb db;
-  auto store = taskpool::open_sqlite_store(db.path());
+inline Figure store_insert(std::size_t n, Backend b = Backend::sqlite) {
+  TempDb db(b);
+  auto store = db.open();
   auto t = noop_task();
   auto t0 = clk::now();
   for (std::size_t i = 0; i < n; ++i) store->add(t);
@@ -45,54 +83,76 @@ inline Figure store_insert(std::size_t n) {
 }
 
 // µs per task, batches of 1000 in one transaction each.
-inline Figure store_insert_batch(std::size_t n) {
-  TempDb db;
-  auto store = taskpool::open_sqlite_store(db.path());
+inline Figure store_insert_batch(std::size_t n, Backend b = Backend::sqlite) {
+  TempDb db(b);
+  auto store = db.open();
   std::vector<taskpool::NewTask> batch(1000, noop_task());
   auto t0 = clk::now();
   for (std::size_t done = 0; done < n; done += batch.size()) store->add_batch(batch);
   return {ns_since(t0) / 1e3 / static_cast<double>(n)};
 }
 
-// µs per no-op task claimed, run and completed by a dispatcher. The tasks come from `creators`
-// creators (round robin); `fairness` is the claim order; `limit` > 0 caps the noop handler's
-// concurrent runs (DispatcherOptions::limits).
-inline Figure dispatch_noop(std::size_t threads, std::size_t n, std::size_t creators = 1,
-                            taskpool::Fairness fairness = taskpool::Fairness::creator, std::size_t limit = 0) {
-  TempDb db;
-  auto store = taskpool::open_sqlite_store(db.path());
+// µs per no-op task claimed, run and completed by `nodes` dispatchers (each with its own store
+// connection and a pool of `threads`, as separate daemons would have) working one table. The
+// tasks come from `creators` creators (round robin); `fairness` is the claim order; `limit` > 0
+// caps the noop handler's concurrent runs per node (DispatcherOptions::limits).
+struct NoopShape {
+  Backend backend = Backend::sqlite;
+  std::size_t nodes = 1, creators = 1;
+  taskpool::Fairness fairness = taskpool::Fairness::creator;
+  std::size_t limit = 0;
+};
+inline Figure dispatch_noop(std::size_t threads, std::size_t n, NoopShape shape = {}) {
+  const std::size_t creators = shape.creators, nodes = shape.nodes;
+  TempDb db(shape.backend);
+  auto store = db.open();
   std::vector<taskpool::NewTask> batch(n, noop_task());
   if (creators > 1)
     for (std::size_t i = 0; i < n; ++i) batch[i].creator_id = "c" + std::to_string(i % creators);
   store->add_batch(batch);
-  taskpool::ThreadPool pool(threads);
-  taskpool::DispatcherOptions o;
-  o.batch = 256;
-  o.prefetch = 256;  // throughput, not fair sharing between daemons: claim big batches
-  o.fairness = fairness;
-  if (limit > 0) o.limits = {{"noop", limit}};
-  taskpool::Dispatcher d(*store, pool, o);
+  struct Node {
+    std::unique_ptr<taskpool::TaskStore> store;
+    std::unique_ptr<taskpool::ThreadPool> pool;
+    std::unique_ptr<taskpool::Dispatcher> d;
+  };
+  std::vector<Node> ns(nodes);
   std::atomic<std::size_t> ran{0};
-  d.handle("noop", [&](const taskpool::TaskContext&) {
-    ran.fetch_add(1);
-    return std::string();
-  });
+  for (auto& node : ns) {
+    node.store = db.open();
+    node.pool = std::make_unique<taskpool::ThreadPool>(threads);
+    taskpool::DispatcherOptions o;
+    o.batch = 256;
+    o.prefetch = 256;  // throughput, not fair sharing between daemons: claim big batches
+    o.fairness = shape.fairness;
+    if (shape.limit > 0) o.limits = {{"noop", shape.limit}};
+    node.d = std::make_unique<taskpool::Dispatcher>(*node.store, *node.pool, o);
+    node.d->handle("noop", [&](const taskpool::TaskContext&) {
+      ran.fetch_add(1);
+      return std::string();
+    });
+  }
+  auto succeeded = [&] {
+    std::uint64_t s = 0;
+    for (auto& node : ns) s += node.d->stats().succeeded;
+    return s;
+  };
   auto t0 = clk::now();
-  d.start();
-  while (d.stats().succeeded < n) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  for (auto& node : ns) node.d->start();
+  while (succeeded() < n) std::this_thread::sleep_for(std::chrono::microseconds(200));
   double us = ns_since(t0) / 1e3 / static_cast<double>(n);
-  d.stop();
+  for (auto& node : ns) node.d->stop();
   return {us};
 }
 
 // ms from "due" (inserted due now, into an idle dispatcher) to the handler starting, p50 and p99.
 // In-process inserts go through Dispatcher::add (which wakes the loop); out-of-process ones
 // through a second connection, noticed by the store's wait_for_change (inotify on the database's -wal file), with
-// the default poll interval (1 s: it only bounds a sleep).
-inline Figure due_to_start(std::size_t threads, std::size_t samples, bool in_process) {
-  TempDb db;
-  auto store = taskpool::open_sqlite_store(db.path());
-  auto writer = taskpool::open_sqlite_store(db.path());
+// the default poll interval (1 s: it only bounds a sleep). The second connection stands for
+// another node (PostgreSQL: its NOTIFY wakes this one).
+inline Figure due_to_start(std::size_t threads, std::size_t samples, bool in_process, Backend b = Backend::sqlite) {
+  TempDb db(b);
+  auto store = db.open();
+  auto writer = db.open();
   taskpool::ThreadPool pool(threads);
   taskpool::DispatcherOptions o;  // the default poll interval
   taskpool::Dispatcher d(*store, pool, o);

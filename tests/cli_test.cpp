@@ -740,4 +740,43 @@ TEST_F(CliTest, ServeLimitsAndFairness) {
   EXPECT_EQ(wait_exit(pid), 0);
 }
 
+// #13.2 Invariant: `nodes` lists each live daemon once (pid, threads, host); a daemon that stops
+// cleanly is gone at once, a killed one ages out once its heartbeat is older than --max-age.
+TEST_F(CliTest, NodesListsLiveDaemonsAndAgesOutDeadOnes) {
+  EXPECT_EQ(cli({"nodes"}).rc, 3);  // no database: nothing created
+  std::set<long long> pids;
+  for (int i = 0; i < 2; ++i) pids.insert(serve({"--heartbeat", "100ms"}));
+  ASSERT_TRUE(serving());
+  auto listed = [&](const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"nodes", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = cli(args);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    std::set<long long> seen;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      EXPECT_EQ(j["threads"], 2) << line;
+      EXPECT_FALSE(j["host"].get<std::string>().empty()) << line;
+      EXPECT_EQ(j["paused"], false) << line;
+      EXPECT_TRUE(j.contains("heartbeat") && j.contains("in_flight") && j.contains("owner")) << line;
+      seen.insert(j["pid"].get<long long>());
+    }
+    return seen;
+  };
+  EXPECT_EQ(listed(), pids);
+  auto text = cli({"nodes"});
+  EXPECT_EQ(text.rc, 0) << text.err;
+  EXPECT_EQ(text.out.rfind("HOST", 0), 0u) << text.out;
+  EXPECT_EQ(lines(text.out), 3) << text.out;
+  auto stopped = *pids.begin(), killed = *pids.rbegin();
+  kill(static_cast<pid_t>(stopped), SIGTERM);
+  EXPECT_EQ(wait_exit(static_cast<pid_t>(stopped)), 0);
+  EXPECT_EQ(listed(), std::set<long long>{killed});  // removed by its clean stop
+  kill(static_cast<pid_t>(killed), SIGKILL);
+  wait_exit(static_cast<pid_t>(killed));
+  EXPECT_TRUE(eventually([&] { return listed({"--max-age", "300ms"}).empty(); }));
+  EXPECT_TRUE(listed().empty());  // deleted, not only hidden
+}
+
 }  // namespace

@@ -215,6 +215,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP INDEX tasks_due; CREATE INDEX tasks_due ON tasks (task_status, exec_time); "
+                         "DROP TABLE nodes; DROP TABLE leader; "  // v5
                          "DROP INDEX tasks_ending; ALTER TABLE tasks DROP COLUMN planned_time; "
                          "ALTER TABLE tasks DROP COLUMN claim_token; ALTER TABLE tasks DROP COLUMN revision; "
                          "ALTER TABLE tasks DROP COLUMN report_on; DROP INDEX tasks_fair_creator; DROP INDEX tasks_fair_group; "
@@ -246,6 +247,7 @@ TEST_F(StoreTest, MigratesVersionOne) {
                    "'debounce_start')"),
             9);
   EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_fair_creator', 'tasks_fair_group', 'tasks_caps')"), 3);
+  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('nodes', 'leader')"), 2);
   sqlite3_close(db);
 }
 

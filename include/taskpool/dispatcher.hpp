@@ -39,6 +39,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -78,6 +79,16 @@ struct DispatcherOptions {
   std::map<std::string, std::size_t> limits;
   // Called after each recorded run (any thread). The reports table gets the same information.
   std::function<void(const TaskRecord&, const RunResult&)> on_report;
+  // Nodes (docs/design.md, "Nodes and the maintenance leader"): every `heartbeat` (at most
+  // lease/3) the dispatcher upserts its row in the nodes table (`taskpool nodes`) and tries to
+  // lead maintenance (TaskStore::try_lead, TTL three heartbeats). Each node takes back at once
+  // the rows of owners provably dead on its own host; only the leader takes back rows whose lease
+  // expired, prunes (per `retention`) and deletes the rows of dead nodes. A clean stop deletes
+  // the node's row and gives up the leadership.
+  std::chrono::milliseconds heartbeat = std::chrono::seconds(5);
+  // The leader deletes finished tasks and acknowledged reports older than this, once a minute;
+  // nullopt (the default): never (`taskpool prune` does it by hand).
+  std::optional<std::chrono::milliseconds> retention;
   // One line per run ("task 12 exec done in 3 ms: hello"; the first line of the output or the
   // error, capped; payloads are never logged) and per notable event; default: none.
   std::function<void(const std::string&)> log;
@@ -95,8 +106,8 @@ struct DispatcherOptions {
 
 class Dispatcher {
  public:
-  // Throws std::invalid_argument naming the option for batch == 0, lease < kMinLease, or a
-  // limit of 0 or for an unnamed handler.
+  // Throws std::invalid_argument naming the option for batch == 0, lease < kMinLease, a limit of
+  // 0 or for an unnamed handler, or a heartbeat that is not positive.
   Dispatcher(TaskStore& store, ThreadPool& pool, DispatcherOptions opts = {});
   ~Dispatcher();  // stop(0): running tasks are stop-requested
   Dispatcher(const Dispatcher&) = delete;
@@ -119,6 +130,7 @@ class Dispatcher {
     std::uint64_t rescued = 0;       // rows recovery returned to waiting (their runner died or its lease expired)
     std::uint64_t store_errors = 0;  // failed store calls (commits retried, recoveries skipped)
     std::size_t in_flight = 0;
+    bool leader = false;  // leads maintenance now (as of its last heartbeat)
   };
   Stats stats() const;
   const std::string& owner() const;

@@ -30,6 +30,6 @@ struct SqliteOptions {
 std::unique_ptr<TaskStore> open_sqlite_store(const std::string& path, const SqliteOptions& opts = {});
 
 // Current schema version written by this library.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 }  // namespace taskpool

@@ -164,6 +164,18 @@ struct ClaimRequest {
   std::vector<HandlerCap> caps;
 };
 
+// One dispatcher ("node") as its heartbeat row shows it (TaskStore::heartbeat, nodes).
+// owner: its lease owner name; host: the host name; threads/busy/queued: its pool's thread bound,
+// running and queued pool tasks; in_flight: its claims not yet recorded; paused: not claiming.
+// started: when the node started (its own clock); heartbeat: its last heartbeat (the store's clock).
+struct NodeInfo {
+  std::string owner, host;
+  std::int64_t pid = 0;
+  std::size_t threads = 0, busy = 0, queued = 0, in_flight = 0;
+  bool paused = false;
+  wall_time started{}, heartbeat{};
+};
+
 // Retry policy: delay = min(max, base * 2^(attempts-1)) * (1 + jitter * U[-1, 1]).
 struct RetryPolicy {
   std::chrono::milliseconds base = std::chrono::seconds(1);
@@ -277,6 +289,21 @@ class TaskStore {
   virtual bool wait_for_change(std::chrono::steady_clock::time_point deadline) = 0;
   // Makes a wait_for_change in progress (on any thread) return now.
   virtual void interrupt_wait() = 0;
+
+  // Nodes and the maintenance leader (docs/design.md, "Nodes"). Times are the store's clock
+  // (SQLite: the calling process's; PostgreSQL: the server's), so nodes with skewed clocks agree.
+  // heartbeat: upserts n's row by n.owner, with heartbeat = now (n.heartbeat is ignored).
+  // remove_node: deletes the row of `owner` and gives up the leadership it holds (a clean stop),
+  // so another node may lead at once. nodes: the rows whose heartbeat is at most max_age old, by
+  // owner; older rows are deleted (dead nodes age out; a read-only store only leaves them out).
+  // try_lead: true when `owner` holds the single leader row until now + ttl: it takes the row if
+  // it is free, expired or already its own (renewing it); false while another owner's row is
+  // unexpired. Leadership only saves work (recovery and prune are idempotent and fenced): two
+  // leaders for a moment, after a stall longer than ttl, are harmless.
+  virtual void heartbeat(const NodeInfo& n) = 0;              // upsert this node's row (heartbeat = now, store's clock)
+  virtual void remove_node(std::string_view owner) = 0;       // clean stop
+  virtual std::vector<NodeInfo> nodes(std::chrono::milliseconds max_age) = 0;  // live nodes; older rows are deleted
+  virtual bool try_lead(std::string_view owner, std::chrono::milliseconds ttl) = 0;  // leader row with a TTL
 
   virtual std::vector<Report> reports(bool unacked_only, std::size_t limit) = 0;
   // The newest `limit` reports of one task, newest first (a task's run history). Not pure: a

@@ -109,6 +109,7 @@ struct ServeArgs {
   std::string http, http_token;  // --http [ADDR:]PORT; --http-token (else TASKPOOL_HTTP_TOKEN, else generated)
   bool metrics_public = false;
   std::vector<std::string> exec_allow;
+  std::string heartbeat = "5s", prune_after;
 };
 
 // "memo=2,exec=4" -> {memo: 2, exec: 4}; a one-line error naming --limit otherwise.
@@ -217,6 +218,9 @@ int serve(const std::string& db, const ServeArgs& a) {
   o.poll_interval = poll_interval;
   o.lease = lease;
   o.prefetch = a.prefetch;
+  o.heartbeat = parse_duration(a.heartbeat, "--heartbeat");
+  if (o.heartbeat.count() <= 0) throw UsageError("--heartbeat must be positive");
+  if (!a.prune_after.empty()) o.retention = parse_duration(a.prune_after, "--prune-after");
   o.log = log_line;
   std::optional<HttpOptions> http_opts;
   if (!a.http.empty()) http_opts = http_options(a);  // usage errors before the database is touched
@@ -326,6 +330,13 @@ int main(int argc, char** argv) {
   ServeArgs web_args;
   http_flags(web_cmd, web_args);
 
+  serve_cmd->add_option("--heartbeat", serve_args.heartbeat,
+                        "how often this node updates its row in `taskpool nodes` and renews or seeks the maintenance "
+                        "leadership (default 5s; at most lease/3 is used)");
+  serve_cmd->add_option("--prune-after", serve_args.prune_after,
+                        "the maintenance leader deletes finished tasks and acknowledged reports older than this, once a "
+                        "minute (default: never)");
+
   auto* add_cmd = command("add", "add a task (or upsert one with --unique-key / --unique)");
   NewTask nt;
   std::string json_in, at, in, every, payload, report, debounce, max_wait;
@@ -412,6 +423,10 @@ int main(int argc, char** argv) {
   cron_next_cmd->add_option("--tz", cron_tz, "IANA time zone, e.g. Europe/London (default UTC)");
   cron_next_cmd->add_option("--from", cron_from, "instants strictly after this time (default now)");
   cron_next_cmd->add_option("--count", cron_count, "how many (default 5)")->check(CLI::Range(0, 100000));
+  auto* nodes_cmd = command("nodes", "live dispatcher nodes: host, pid, threads, in-flight tasks, last heartbeat");
+  std::string max_age = "15s";
+  nodes_cmd->add_flag("--json", as_json, "JSON lines (no header)");
+  nodes_cmd->add_option("--max-age", max_age, "a node whose last heartbeat is older is dead and deleted (default 15s)");
 
   // The first word that is not an option (or --db's value) must name a command.
   for (int i = 1; i < argc; ++i) {
@@ -580,6 +595,26 @@ int main(int argc, char** argv) {
         if (!next) break;  // none before 2200
         std::printf("%s\n", schedule.format(*next).c_str());
         t = *next;
+      }
+      return kOk;
+    }
+    if (nodes_cmd->parsed()) {
+      auto age = parse_duration(max_age, "--max-age");
+      auto store = open_store(db, Access::write);
+      auto ns = store->nodes(age);
+      if (!as_json) std::printf("%-20s %-8s %7s %5s %6s %9s %-6s %-29s %s\n", "HOST", "PID", "THREADS", "BUSY", "QUEUED",
+                                "IN_FLIGHT", "STATE", "HEARTBEAT", "OWNER");
+      for (const NodeInfo& n : ns) {
+        if (as_json) {
+          nlohmann::json j = {{"owner", n.owner}, {"host", n.host}, {"pid", n.pid}, {"threads", n.threads},
+                              {"busy", n.busy}, {"queued", n.queued}, {"in_flight", n.in_flight}, {"paused", n.paused},
+                              {"started", format_time_precise(n.started)}, {"heartbeat", format_time_precise(n.heartbeat)}};
+          std::printf("%s\n", records::dump(j).c_str());
+        } else {
+          std::printf("%-20s %-8lld %7zu %5zu %6zu %9zu %-6s %-29s %s\n", records::printable(n.host).c_str(),
+                      static_cast<long long>(n.pid), n.threads, n.busy, n.queued, n.in_flight, n.paused ? "paused" : "active",
+                      format_time_precise(n.heartbeat).c_str(), records::printable(n.owner).c_str());
+        }
       }
       return kOk;
     }

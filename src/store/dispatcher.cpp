@@ -21,6 +21,11 @@
 //    renewals every lease/3 (steady clock) do the same check.
 //  - Outcomes are recorded by group commit. A failed commit keeps them, and the loop retries
 //    it with backoff while it keeps renewing the leases, so nothing is lost and nothing reruns.
+//  - Nodes: every tick (heartbeat, at most lease/3) the loop upserts this node's row and tries
+//    to lead (try_lead, TTL three ticks), then runs a recovery pass: every node takes back the
+//    rows of owners provably dead on its own host; only the leader also takes back expired
+//    leases (recover() is told "alive" for the owners a non-leader cannot judge). The leader
+//    prunes and ages out dead nodes' rows once a minute. stop() deletes the row and resigns.
 //  - Claim backoff: a claim that fails waits 100 ms doubling to 5 s; an empty claim while the
 //    store still says "due" waits 5 ms doubling to 1 s. The loop never spins on a row it cannot
 //    take, and logs a failing store at most once per backoff step.
@@ -53,6 +58,8 @@ using std::chrono::milliseconds;
 constexpr milliseconds kCheckEvery{50};  // claims are checked at most this often after a change
 constexpr std::size_t kLogLine = 200;    // characters of output or error shown per run
 constexpr long long kShortRunMs = 5;     // runs this short let a commit start claims ahead (see flush)
+constexpr milliseconds kLeaderChoresEvery{60'000};  // the leader's prune and node age-out
+constexpr int kLeaderTtlTicks = 3;                   // a leader silent this many ticks is replaced
 
 std::string read_text(const char* path) {
   std::ifstream f(path);
@@ -196,6 +203,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
     if (opts.fairness != Fairness::none && opts.fairness != Fairness::creator && opts.fairness != Fairness::group)
       throw std::invalid_argument("taskpool::Dispatcher: fairness is not none, creator or group");
+    if (opts.heartbeat.count() <= 0) throw std::invalid_argument("taskpool::Dispatcher: heartbeat must be positive");
+    tick = std::max(milliseconds(1), std::min(opts.heartbeat, opts.lease / 3));
+    char name[256] = {};
+    gethostname(name, sizeof name - 1);
+    hostname = name;
   }
 
   // The claim for `cap` tasks: fairness, and per limited handler the runs it may still add
@@ -220,15 +232,70 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     }
   }
 
-  OwnerState owner_state(std::string_view o) const {
-    // Our own leaked rows (a release that failed) are recovered by their lease like anyone's.
+  // What recovery may assume about `o`. Our own leaked rows (a release that failed) are judged
+  // by their lease on every node: no other node can (to a same-host one we are provably alive).
+  // Other owners: only the leader judges them by their lease; to a non-leader every owner it
+  // cannot prove dead counts as alive, so it takes back only provably dead same-host owners' rows.
+  OwnerState owner_state(std::string_view o, bool leader) const {
     if (o == opts.owner) return OwnerState::unknown;
-    return probe_owner(o, host);
+    OwnerState s = probe_owner(o, host);
+    return s == OwnerState::unknown && !leader ? OwnerState::alive : s;
+  }
+
+  NodeInfo node_info_locked() const TP_REQUIRES(mu) {
+    NodeInfo n;
+    n.owner = opts.owner;
+    n.host = hostname;
+    n.pid = ::getpid();
+    auto ps = pool.stats();
+    n.threads = ps.max_threads;
+    n.busy = ps.running;
+    n.queued = ps.queued;
+    n.in_flight = flights.size();
+    n.paused = paused;
+    n.started = started_at;
+    return n;
+  }
+
+  // The heartbeat and the leadership attempt of one tick. Store errors are logged once per
+  // failing stretch; a node that cannot reach the store does not lead.
+  void beat(const NodeInfo& n) {
+    bool lead = false;
+    try {
+      store.heartbeat(n);
+      lead = store.try_lead(opts.owner, kLeaderTtlTicks * tick);
+      if (beat_failing) log("heartbeat recorded again");
+      beat_failing = false;
+    } catch (const std::exception& e) {
+      if (!beat_failing) log(std::string("heartbeat failed: ") + e.what() + "; retrying every heartbeat");
+      beat_failing = true;
+    }
+    if (lead != leading.load()) {
+      log(lead ? "leading maintenance (expired leases, prune, dead nodes)" : "no longer leading maintenance");
+      leading.store(lead);
+    }
+  }
+
+  // The leader's chores, at most once per kLeaderChoresEvery: prune per retention, age out the
+  // rows of dead nodes.
+  void leader_chores() {
+    if (!leading.load() || steady::now() < next_chores) return;
+    next_chores = steady::now() + kLeaderChoresEvery;
+    try {
+      if (opts.retention) {
+        std::size_t n = store.prune(*opts.retention);
+        if (n > 0) log("pruned " + std::to_string(n) + " finished task(s)");
+      }
+      store.nodes(std::max(milliseconds(60'000), 10 * tick));
+    } catch (const std::exception& e) {
+      log(std::string("maintenance failed: ") + e.what() + "; retrying in a minute");
+    }
   }
 
   std::size_t recover(const char* why) {
     try {
-      std::size_t n = store.recover([this](std::string_view o) { return owner_state(o); });
+      const bool leader = leading.load();
+      std::size_t n = store.recover([this, leader](std::string_view o) { return owner_state(o, leader); });
       if (n) log("recovered " + std::to_string(n) + " task(s) " + why);
       rescued += n;
       return n;
@@ -259,7 +326,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   void loop() {
     auto now = steady::now();
     auto next_renew = now + opts.lease / 3;
-    auto next_recover = now + opts.lease;
+    auto next_recover = now + tick, next_beat = now + tick;
     auto next_check = now;
     auto claim_not_before = now, fail_not_before = now;
     milliseconds fail_backoff{100}, empty_backoff{5};
@@ -327,11 +394,19 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         next_check = steady::now() + std::min(kCheckEvery, opts.poll_interval);
         check_pending = false;
       }
+      if (now >= next_beat && !stopping) {
+        auto n = node_info_locked();
+        lk.unlock();
+        beat(n);
+        leader_chores();
+        lk.lock();
+        next_beat = steady::now() + tick;
+      }
       if (now >= next_recover && !stopping) {
         lk.unlock();
         recover("whose runner died or whose lease expired");
         lk.lock();
-        next_recover = steady::now() + opts.lease;
+        next_recover = steady::now() + tick;
         need_due = true;
       }
       if (need_due) {
@@ -363,7 +438,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       // Every deadline here must lie ahead of `now` unless the step it stands for runs on the
       // next pass (recovery does not run while stopping: a stale next_recover would spin).
       auto deadline = std::min(now + opts.poll_interval, next_renew);
-      if (!stopping) deadline = std::min(deadline, next_recover);
+      if (!stopping) deadline = std::min({deadline, next_recover, next_beat});
       if (check_pending) deadline = std::min(deadline, next_check);
       if (!done.empty() && !flushing) deadline = std::min(deadline, commit_retry_at);
       if (due != wall_time::max() && claiming && capacity_locked() > 0) {
@@ -474,8 +549,10 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (renew) log(std::string("lease renewal failed: ") + e.what() + "; retrying at the next renewal");
     }
     mu.lock();
+    // A run that finished meanwhile may have been recorded already (its row moved on): its
+    // commit, not this look, tells whether the claim was still held.
     for (std::size_t i = 0; i < ok.size(); ++i)
-      if (!ok[i]) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
+      if (!ok[i] && !fs[i]->finished) revoke_locked(*fs[i], "no longer held by this run (cancelled, or claimed again after its lease expired)");
   }
 
   // Group start: the first run to arrive starts everything queued in one transaction.
@@ -707,6 +784,13 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   ThreadPool& pool;
   DispatcherOptions opts;
   const std::string host;  // host_key(): whose pids we can check
+  const wall_time started_at = std::chrono::time_point_cast<milliseconds>(std::chrono::system_clock::now());
+  milliseconds tick{};     // heartbeat period: min(heartbeat, lease/3); set by the constructor
+  std::string hostname;    // NodeInfo::host
+  // Written by start() (before the loop runs) and then by the loop thread only:
+  std::atomic<bool> leading{false};  // read by stats()
+  bool beat_failing = false;
+  steady::time_point next_chores{};
   // mu guards the members below up to `thread`, and the flags of every Flight (not annotated:
   // they live in the flights, which runs hold by shared_ptr).
   mutable detail::Mutex mu;
@@ -752,6 +836,7 @@ void Dispatcher::start() {
   if (impl_->started) return;
   impl_->started = true;
   impl_->workers = std::max<std::size_t>(1, impl_->pool.stats().max_threads);
+  impl_->beat(impl_->node_info_locked());  // the node shows, and may lead, from the start
   impl_->recover("left running by a runner that died or whose lease expired");
   impl_->thread = std::thread([impl = impl_] { impl->loop(); });
 }
@@ -780,6 +865,12 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   lk.unlock();
   m.store.interrupt_wait();
   m.thread.join();
+  try {
+    m.store.remove_node(m.opts.owner);  // gone from `taskpool nodes`; another node may lead at once
+    m.leading.store(false);
+  } catch (const std::exception& e) {
+    m.log(std::string("removing this node's row failed: ") + e.what() + "; it ages out");
+  }
 }
 
 void Dispatcher::pause() {
@@ -808,6 +899,7 @@ Dispatcher::Stats Dispatcher::stats() const {
   s.in_flight = impl_->flights.size();
   s.rescued = impl_->rescued.load();
   s.store_errors = impl_->store_errors.load();
+  s.leader = impl_->leading.load();
   return s;
 }
 const std::string& Dispatcher::owner() const { return impl_->opts.owner; }

@@ -166,6 +166,29 @@ CREATE INDEX tasks_caps ON tasks (task_level, CASE WHEN exec_task = '' THEN task
 CREATE INDEX tasks_status ON tasks (task_status, id);
 CREATE INDEX reports_task ON reports (task_id);
 )sql",
+    // v6: nodes and the maintenance leader. A node's row is upserted by its heartbeat and deleted
+    // by a clean stop; rows older than a reader's max_age are dead and deleted. `leader` holds at
+    // most one row (id = 1): the owner leading maintenance until lease_until (ms).
+    R"sql(
+CREATE TABLE nodes (
+  owner      TEXT    PRIMARY KEY,
+  host       TEXT    NOT NULL DEFAULT '',
+  pid        INTEGER NOT NULL DEFAULT 0,
+  threads    INTEGER NOT NULL DEFAULT 0,
+  busy       INTEGER NOT NULL DEFAULT 0,
+  queued     INTEGER NOT NULL DEFAULT 0,
+  in_flight  INTEGER NOT NULL DEFAULT 0,
+  paused     INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+  started    INTEGER NOT NULL,
+  heartbeat  INTEGER NOT NULL
+);
+CREATE TABLE leader (
+  id          INTEGER PRIMARY KEY CHECK (id = 1),
+  owner       TEXT    NOT NULL,
+  lease_until INTEGER NOT NULL,
+  since       INTEGER NOT NULL
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -530,6 +553,53 @@ class SqliteTaskStore final : public TaskStore {
     interrupts_.fetch_add(1);
     std::uint64_t one = 1;
     [[maybe_unused]] auto r = ::write(event_fd_, &one, sizeof one);
+  }
+
+  // Each write below runs in BEGIN IMMEDIATE, as every write here does (a plain autocommit write
+  // could meet a stale snapshot, SQLITE_BUSY_SNAPSHOT, without waiting for the lock).
+  void heartbeat(const NodeInfo& n) override {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    StmtScope s(stmts_.heartbeat);
+    s->bind(1, n.owner).bind(2, n.host).bind(3, n.pid).bind(4, static_cast<std::int64_t>(n.threads));
+    s->bind(5, static_cast<std::int64_t>(n.busy)).bind(6, static_cast<std::int64_t>(n.queued));
+    s->bind(7, static_cast<std::int64_t>(n.in_flight)).bind(8, n.paused ? 1 : 0).bind(9, to_ms(n.started)).bind(10, now_ms());
+    s->run();
+    tx.commit();
+  }
+
+  void remove_node(std::string_view owner) override {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    for (Stmt* st : {&stmts_.remove_node, &stmts_.resign}) {
+      StmtScope s(*st);
+      s->bind(1, owner).run();
+    }
+    tx.commit();
+  }
+
+  std::vector<NodeInfo> nodes(std::chrono::milliseconds max_age) override {
+    detail::MutexLock lk(mu_);
+    if (read_only_) return live_nodes_locked(now_ms() - max_age.count());
+    Tx tx(*this);
+    const std::int64_t cutoff = now_ms() - max_age.count();
+    StmtScope d(stmts_.age_out);
+    d->bind(1, cutoff).run();
+    auto out = live_nodes_locked(cutoff);
+    tx.commit();
+    return out;
+  }
+
+  bool try_lead(std::string_view owner, std::chrono::milliseconds ttl) override {
+    if (ttl.count() <= 0) throw std::invalid_argument("try_lead: ttl must be positive");
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    StmtScope s(stmts_.lead);
+    const std::int64_t now = now_ms();
+    s->bind(1, owner).bind(2, now).bind(3, now + ttl.count()).run();
+    const bool led = sqlite3_changes(db_) == 1;
+    tx.commit();
+    return led;
   }
 
   std::vector<Report> reports(bool unacked_only, std::size_t limit) override {
@@ -926,6 +996,23 @@ class SqliteTaskStore final : public TaskStore {
         "DELETE FROM tasks WHERE task_status IN ('done', 'failed', 'cancelled') AND updated_time < ?1");
     stmts_.prune_reports = p("DELETE FROM reports WHERE acked_time IS NOT NULL AND acked_time < ?1");
     stmts_.counts = p("SELECT task_status, count(*) FROM tasks GROUP BY task_status");
+    stmts_.heartbeat = p(
+        "INSERT INTO nodes (owner, host, pid, threads, busy, queued, in_flight, paused, started, heartbeat) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (owner) DO UPDATE SET host = excluded.host, "
+        "pid = excluded.pid, threads = excluded.threads, busy = excluded.busy, queued = excluded.queued, "
+        "in_flight = excluded.in_flight, paused = excluded.paused, started = excluded.started, heartbeat = excluded.heartbeat");
+    stmts_.remove_node = p("DELETE FROM nodes WHERE owner = ?1");
+    stmts_.resign = p("DELETE FROM leader WHERE owner = ?1");
+    stmts_.age_out = p("DELETE FROM nodes WHERE heartbeat < ?1");
+    stmts_.nodes = p(
+        "SELECT owner, host, pid, threads, busy, queued, in_flight, paused, started, heartbeat FROM nodes "
+        "WHERE heartbeat >= ?1 ORDER BY owner");
+    // Takes the row when it is free, expired or already ours; `since` stays while it is renewed.
+    stmts_.lead = p(
+        "INSERT INTO leader (id, owner, lease_until, since) VALUES (1, ?1, ?3, ?2) ON CONFLICT (id) DO UPDATE SET "
+        "owner = excluded.owner, lease_until = excluded.lease_until, "
+        "since = CASE WHEN leader.owner = excluded.owner THEN leader.since ELSE excluded.since END "
+        "WHERE leader.owner = excluded.owner OR leader.lease_until < ?2");
     stmts_.unacked = p("SELECT count(*) FROM reports WHERE acked_time IS NULL");
   }
 
@@ -1024,6 +1111,27 @@ class SqliteTaskStore final : public TaskStore {
     r.created_time = from_ms(s.i64(7));
     if (auto a = s.opt_i64(8)) r.acked_time = from_ms(*a);
     return r;
+  }
+
+  std::vector<NodeInfo> live_nodes_locked(std::int64_t cutoff) TP_REQUIRES(mu_) {
+    StmtScope s(stmts_.nodes);
+    s->bind(1, cutoff);
+    std::vector<NodeInfo> out;
+    while (s->step()) {
+      NodeInfo n;
+      n.owner = s->text(0);
+      n.host = s->text(1);
+      n.pid = s->i64(2);
+      n.threads = static_cast<std::size_t>(s->i64(3));
+      n.busy = static_cast<std::size_t>(s->i64(4));
+      n.queued = static_cast<std::size_t>(s->i64(5));
+      n.in_flight = static_cast<std::size_t>(s->i64(6));
+      n.paused = s->i64(7) != 0;
+      n.started = from_ms(std::clamp<std::int64_t>(s->i64(8), 0, kMaxTimeMs));
+      n.heartbeat = from_ms(std::clamp<std::int64_t>(s->i64(9), 0, kMaxTimeMs));
+      out.push_back(std::move(n));
+    }
+    return out;
   }
 
   struct ClaimRow {
@@ -1407,7 +1515,8 @@ class SqliteTaskStore final : public TaskStore {
   struct Statements {
     Stmt insert, get, remove, remove_reports, task_reports, json_valid, set_cancelled, waiting_time, set_time, retry, due_ids, claim, start, renew, held,
         claim_row, clear_lease, finish_run, release, lease_owners, recover_running, recover_ended, fail_late, fail_early,
-        next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked, due_rows;
+        next_due, data_version, report, reports, ack, prune_tasks, prune_reports, counts, unacked, due_rows, heartbeat,
+        remove_node, resign, age_out, nodes, lead;
     Stmt fair_first[2], fair_next[2], fair_rows[2];  // [0]: by creator_id, [1]: by group_id
     Stmt handler_first, handler_next, handler_rows;
   };
