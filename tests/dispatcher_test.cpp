@@ -173,7 +173,7 @@ TEST_F(DispatcherTest, RecoversTasksOfDeadRunners) {
   d.start();
   auto other = open_sqlite_store(path_);
   auto id = other->add(task("memo"));
-  ASSERT_EQ(other->claim_due("dead-runner", 1, 200ms).size(), 1u);
+  ASSERT_EQ(other->claim_due({"dead-runner", 1, 200ms}).size(), 1u);
   d.resume();
   EXPECT_TRUE(status_is(id, TaskStatus::done));
   d.stop();
@@ -437,11 +437,11 @@ TEST_F(DispatcherTest, RecoveryProvesOwnersDeadOrAlive) {
   waitpid(child, nullptr, 0);
   std::string live_owner = owner_of(host, getpid());
   auto dead = store_->add(task("memo"));
-  ASSERT_EQ(store_->claim_due(dead_owner, 1, 60s).size(), 1u);
+  ASSERT_EQ(store_->claim_due({std::string(dead_owner), 1, 60s}).size(), 1u);
   auto live = store_->add(task("memo"));
-  ASSERT_EQ(store_->claim_due(live_owner, 1, -1000ms).size(), 1u);  // "expired"
+  ASSERT_EQ(store_->claim_due({std::string(live_owner), 1, -1000ms}).size(), 1u);  // "expired"
   auto unknown = store_->add(task("memo"));
-  ASSERT_EQ(store_->claim_due("some-other-host:1:1:1", 1, 60s).size(), 1u);
+  ASSERT_EQ(store_->claim_due({"some-other-host:1:1:1", 1, 60s}).size(), 1u);
   d.pause();
   d.start();  // recovers synchronously
   EXPECT_EQ(store_->get(dead)->status, TaskStatus::waiting);

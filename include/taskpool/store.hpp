@@ -1,5 +1,6 @@
 // taskpool/store.hpp — the durable task table: the backend-neutral TaskStore interface and its
-// value types. Backends: taskpool/sqlite_store.hpp (embedded SQLite).
+// value types. Backends: taskpool/sqlite_store.hpp (embedded SQLite), taskpool/postgres_store.hpp
+// (PostgreSQL, many nodes on one database); open_store() picks one from the database string.
 //
 // A task row keeps the origin notes' field names (creator_id, group_id, task_type, by_plugin,
 // exec_task, payload, create_time, exec_time, task_status, task_level, report_user_id,
@@ -133,6 +134,16 @@ struct ListQuery {
   std::size_t limit = 1000;
 };
 
+enum class Fairness { none, creator, group };
+struct ClaimRequest {
+  std::string owner;
+  std::size_t limit = 1;
+  std::chrono::milliseconds lease = std::chrono::seconds(30);
+  Fairness fairness = Fairness::creator;
+  struct HandlerCap { std::string handler; std::size_t free; };  // at most `free` more runs of it
+  std::vector<HandlerCap> caps;
+};
+
 // Retry policy: delay = min(max, base * 2^(attempts-1)) * (1 + jitter * U[-1, 1]).
 struct RetryPolicy {
   std::chrono::milliseconds base = std::chrono::seconds(1);
@@ -185,7 +196,7 @@ class TaskStore {
   // now + lease, highest level first, then earliest exec_time. A row whose previous run may
   // still be ending (a cancelled run that has not acknowledged its end) is not claimable. The
   // attempt is not counted yet (start_runs counts it).
-  virtual std::vector<TaskRecord> claim_due(std::string_view owner, std::size_t limit, std::chrono::milliseconds lease) = 0;
+  virtual std::vector<TaskRecord> claim_due(const ClaimRequest& req) = 0;
   // Starts claimed runs, in one transaction: result[i] is true when claims[i] is still held
   // (running under its token); its attempt is then counted (claims[i]->attempts updated). A
   // false one must not run (cancelled or taken over while queued); release() it.
@@ -247,5 +258,14 @@ class TaskStore {
   virtual std::size_t prune(std::chrono::milliseconds retention) = 0;
   virtual StoreStats stats() = 0;
 };
+
+struct StoreOptions {
+  std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);   // SQLite lock wait
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(10); // PostgreSQL connect
+  bool create = true;      // create/migrate the schema if missing
+  bool read_only = false;  // open without writing anything
+};
+// A path → SQLite; "postgresql://..." or "postgres://..." → PostgreSQL. Errors never show a password.
+std::unique_ptr<TaskStore> open_store(const std::string& db, const StoreOptions& opts = {});
 
 }  // namespace taskpool

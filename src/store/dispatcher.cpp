@@ -266,7 +266,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         std::vector<TaskRecord> got;
         bool failed = false;
         try {
-          got = store.claim_due(opts.owner, cap, opts.lease);
+          got = store.claim_due({.owner = opts.owner, .limit = cap, .lease = opts.lease});
         } catch (const std::exception& e) {
           failed = true;
           log(std::string("claim failed: ") + e.what() + "; retrying in " + std::to_string(fail_backoff.count()) + " ms");

@@ -148,5 +148,51 @@ std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u) {
   return std::max<std::int64_t>(0, static_cast<std::int64_t>(d));
 }
 
+RunEnd end_of_run(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry, double u,
+                  bool rearmed, std::int64_t row_exec_time, std::int64_t now) {
+  using std::chrono::milliseconds;
+  const std::int64_t max = std::chrono::duration_cast<milliseconds>(kMaxTime.time_since_epoch()).count();
+  const std::int64_t slot =
+      std::chrono::duration_cast<milliseconds>(claimed.planned_time.value_or(claimed.exec_time).time_since_epoch()).count();
+  RunEnd e;
+  if (outcome.ok) e.result = outcome.result;
+  else e.error = outcome.error;
+  e.exec_time = row_exec_time;
+  e.attempts = claimed.attempts;  // the runs of this occurrence stay visible (#11.9)
+  if (outcome.interrupted && !outcome.ok) {
+    // Stopped by shutdown: back to waiting at the same time; the attempt does not count.
+    e.status = TaskStatus::waiting;
+    e.attempts = rearmed ? 0 : std::max(claimed.attempts - 1, 0);
+    if (!rearmed && claimed.planned_time) e.planned_time = slot;
+    return e;
+  }
+  const bool retrying = !outcome.ok && !rearmed && outcome.retryable && claimed.attempts < claimed.max_attempts;
+  if (!retrying) e.report = outcome.ok ? TaskStatus::done : TaskStatus::failed;
+  if (rearmed) {
+    // An upsert changed the task during the run: it waits for its (new) time, whatever this
+    // run's outcome; the outcome is still recorded and reported.
+    e.status = TaskStatus::waiting;
+    e.attempts = 0;
+  } else if (retrying) {
+    e.status = TaskStatus::waiting;
+    e.exec_time = std::min(now + backoff_ms(claimed.attempts, retry, u), max - 1);
+    e.planned_time = slot;  // the retry still belongs to its planned slot
+  } else if (claimed.repeat_every) {
+    // The series goes on at its next slot after the planned one, whatever this run's outcome.
+    if (auto next = next_slot(slot, claimed.repeat_every->count(), now)) {
+      e.status = TaskStatus::waiting;
+      e.exec_time = *next;
+      e.attempts = 0;
+    } else {
+      e.status = TaskStatus::failed;
+      e.error = "the next slot of this repeating task is past 2199-12-31 (the supported time range); the series ends";
+      e.report = TaskStatus::failed;
+    }
+  } else {
+    e.status = outcome.ok ? TaskStatus::done : TaskStatus::failed;
+  }
+  return e;
+}
+
 }  // namespace store
 }  // namespace taskpool

@@ -315,7 +315,11 @@ class SqliteTaskStore final : public TaskStore {
     return sqlite3_changes(db_) == 1;
   }
 
-  std::vector<TaskRecord> claim_due(std::string_view owner, std::size_t limit, std::chrono::milliseconds lease) override {
+  // Fairness and handler caps are not applied here yet (the sched branch adds them).
+  std::vector<TaskRecord> claim_due(const ClaimRequest& req) override {
+    const std::string_view owner = req.owner;
+    const std::size_t limit = req.limit;
+    const std::chrono::milliseconds lease = req.lease;
     detail::MutexLock lk(mu_);
     Tx tx(*this);
     std::int64_t now = now_ms();
@@ -895,53 +899,13 @@ class SqliteTaskStore final : public TaskStore {
       return false;
     }
     const std::int64_t now = now_ms();
-    const std::int64_t slot = to_ms(claimed.planned_time.value_or(claimed.exec_time));
-    const bool rearmed = row->revision != claimed.revision;
-    std::optional<std::string> result, error;
-    if (outcome.ok) result = outcome.result;
-    else error = outcome.error;
-    std::string next_status = "done";
-    std::int64_t next_exec = row->exec_time;
-    int next_attempts = claimed.attempts;  // the runs of this occurrence stay visible (#11.9)
-    std::optional<std::int64_t> next_planned;
-    std::optional<TaskStatus> report;
-    if (outcome.interrupted && !outcome.ok) {
-      // Stopped by shutdown: back to waiting at the same time; the attempt does not count.
-      next_status = "waiting";
-      next_attempts = rearmed ? 0 : std::max(claimed.attempts - 1, 0);
-      if (!rearmed && claimed.planned_time) next_planned = slot;
-    } else {
-      const bool retrying = !outcome.ok && !rearmed && outcome.retryable && claimed.attempts < claimed.max_attempts;
-      if (!retrying) report = outcome.ok ? TaskStatus::done : TaskStatus::failed;
-      if (rearmed) {
-        // An upsert changed the task during the run: it waits for its (new) time, whatever this
-        // run's outcome; the outcome is still recorded and reported.
-        next_status = "waiting";
-        next_attempts = 0;
-      } else if (retrying) {
-        next_status = "waiting";
-        next_exec = std::min(now + backoff(claimed.attempts, retry), kMaxTimeMs - 1);
-        next_planned = slot;  // the retry still belongs to its planned slot
-      } else if (claimed.repeat_every) {
-        // The series goes on at its next slot after the planned one, whatever this run's outcome.
-        if (auto next = next_slot(slot, claimed.repeat_every->count(), now)) {
-          next_status = "waiting";
-          next_exec = *next;
-          next_attempts = 0;
-        } else {
-          next_status = "failed";
-          error = "the next slot of this repeating task is past 2199-12-31 (the supported time range); the series ends";
-          report = TaskStatus::failed;
-        }
-      } else {
-        next_status = outcome.ok ? "done" : "failed";
-      }
-    }
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    const RunEnd e = end_of_run(claimed, outcome, retry, u(rng_), row->revision != claimed.revision, row->exec_time, now);
     StmtScope s(stmts_.finish_run);
-    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error);
-    s->bind(6, next_planned).bind(7, now).bind(8, claimed.id);
+    s->bind(1, to_string(e.status)).bind(2, e.exec_time).bind(3, e.attempts).bind(4, e.result).bind(5, e.error);
+    s->bind(6, e.planned_time).bind(7, now).bind(8, claimed.id);
     s->run();
-    if (report && writes_report(claimed, *report)) write_report_locked(claimed, *report, result, error, now);
+    if (e.report && writes_report(claimed, *e.report)) write_report_locked(claimed, *e.report, e.result, e.error, now);
     return true;
   }
 
@@ -1016,11 +980,6 @@ class SqliteTaskStore final : public TaskStore {
     StmtScope s(stmts_.report);
     s->bind(1, t.id).bind(2, report_user(t)).bind(3, report_group(t)).bind(4, to_string(status));
     s->bind(5, result).bind(6, error).bind(7, now).run();
-  }
-
-  std::int64_t backoff(int attempts, const RetryPolicy& p) TP_REQUIRES(mu_) {
-    std::uniform_real_distribution<double> u(-1.0, 1.0);
-    return backoff_ms(attempts, p, u(rng_));
   }
 
   static std::string quote_json(std::string_view s) {
