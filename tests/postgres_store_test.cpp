@@ -13,6 +13,7 @@
 
 #include "common/pg_util.hpp"
 #include "common/test_util.hpp"
+#include "store/postgres/postgres_contract.hpp"
 #include "taskpool/postgres_store.hpp"
 
 using namespace std::chrono_literals;
@@ -320,6 +321,85 @@ TEST_F(PostgresStoreTest, SchemasAreSeparateAndReadOnlyWritesNothing) {
   EXPECT_EQ(r->list({}).size(), 1u);
   EXPECT_THROW(r->add(memo()), StoreError);
   EXPECT_EQ(a->stats().waiting, 1);
+}
+
+// Invariant (contract: claim caps): a claim never gives a handler more runs than its cap's free
+// slots (0 = none), fills the rest of the batch from other handlers, and keeps the claim order.
+TEST_F(PostgresStoreTest, ClaimCapsLimitRunsPerHandler) {
+  auto store = open_postgres_store(uri_);
+  for (const char* h : {"a", "b", "c"})
+    for (int i = 0; i < 5; ++i) {
+      NewTask t = memo();
+      t.task_type = h;
+      t.task_level = h[0] == 'b' ? 9 : 5;
+      store->add(t);
+    }
+  ClaimRequest req{.owner = "n", .limit = 10};
+  req.caps = {{"a", 2}, {"b", 0}};
+  auto got = store->claim_due(req);
+  std::map<std::string, int> per;
+  for (auto& r : got) ++per[r.handler()];
+  EXPECT_EQ(per["a"], 2);
+  EXPECT_EQ(per["b"], 0);
+  EXPECT_EQ(per["c"], 5);
+  for (std::size_t i = 1; i < got.size(); ++i) EXPECT_LE(got[i - 1].id, got[i].id);
+  req.caps = {{"b", 1}};
+  got = store->claim_due(req);
+  per.clear();
+  for (auto& r : got) ++per[r.handler()];
+  EXPECT_EQ(per["b"], 1);
+  EXPECT_EQ(per["a"], 3);
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got[0].task_type, "b") << "level 9 first";
+}
+
+// Invariant (contract: remove, cancel_matching, retry_matching): remove deletes a non-running
+// task with its reports and refuses a running one; the bulk operations act on exactly the
+// matching rows in one transaction, and a retry whose unique key is live elsewhere is skipped.
+TEST_F(PostgresStoreTest, RemoveAndBulkOperations) {
+  auto store = open_postgres_store(uri_);
+  auto a = store->add(memo());
+  auto b = store->add(memo());
+  auto k1 = store->add(memo("key"));
+  ASSERT_TRUE(store->cancel(a));
+  EXPECT_EQ(q("SELECT count(*) FROM reports WHERE task_id = " + std::to_string(a)), "1");
+  EXPECT_TRUE(store::pg_contract::remove(*store, a));
+  EXPECT_FALSE(store->get(a));
+  EXPECT_EQ(q("SELECT count(*) FROM reports WHERE task_id = " + std::to_string(a)), "0");
+  EXPECT_FALSE(store::pg_contract::remove(*store, a));
+  auto running = store->claim_due({.owner = "n", .limit = 1});
+  ASSERT_EQ(running.size(), 1u);
+  ASSERT_EQ(running[0].id, b);  // claim order: exec_time, then id
+  EXPECT_FALSE(store::pg_contract::remove(*store, running[0].id));
+  ListQuery waiting;
+  waiting.status = TaskStatus::waiting;
+  EXPECT_EQ(store::pg_contract::cancel_matching(*store, waiting), 1u);  // the other waiting one
+  EXPECT_EQ(store->stats().cancelled, 1);
+  EXPECT_EQ(store::pg_contract::cancel_matching(*store, {}), 1u);  // the running one
+  EXPECT_EQ(store->stats().cancelled, 2);
+  auto k2 = store->add(memo("key"));  // the key is free again: a new live task holds it
+  EXPECT_NE(k1, k2);
+  ListQuery cancelled;
+  cancelled.status = TaskStatus::cancelled;
+  // The one without a live twin is retried; the keyed one is left alone (k2 holds its key).
+  EXPECT_EQ(store::pg_contract::retry_matching(*store, cancelled), 1u);
+  EXPECT_EQ(store->get(b)->status, TaskStatus::waiting);
+  EXPECT_EQ(store->get(k1)->status, TaskStatus::cancelled);
+}
+
+// Invariant (contract: leader): one leader at a time on the database clock; the holder renews
+// it, others are refused until it expires or the holder stops (remove_node).
+TEST_F(PostgresStoreTest, LeaderRowWithTtl) {
+  auto store = open_postgres_store(uri_);
+  using store::pg_contract::try_lead;
+  EXPECT_TRUE(try_lead(*store, "a", 30s));
+  EXPECT_FALSE(try_lead(*store, "b", 30s));
+  EXPECT_TRUE(try_lead(*store, "a", 30s));
+  store::pg_contract::remove_node(*store, "a");
+  EXPECT_TRUE(try_lead(*store, "b", -1000ms));  // taken, and already expired
+  EXPECT_TRUE(try_lead(*store, "c", 30s));
+  EXPECT_FALSE(try_lead(*store, "b", 30s));
+  EXPECT_EQ(q("SELECT owner FROM leader"), "c");
 }
 
 }  // namespace

@@ -53,6 +53,7 @@
 #include <thread>
 
 #include "store/postgres/pg.hpp"
+#include "store/postgres/postgres_contract.hpp"
 #include "store/task_rules.hpp"
 #include "taskpool/detail/thread_annotations.hpp"
 
@@ -206,8 +207,16 @@ TaskRecord read_record(const Result& s, int row) {
 enum Q {
   kInsert, kGet, kGetForUpdate, kList, kSetCancelled, kWaitingTime, kSetTime, kRetry, kClaim, kStart, kRenew, kHeld,
   kClaimRow, kClearLease, kFinishRun, kRelease, kLeaseOwners, kRecoverRunning, kRecoverEnded, kNextDue, kReport,
-  kReports, kAck, kPruneTasks, kPruneReports, kCounts, kUnacked, kQueryCount
+  kReports, kAck, kPruneTasks, kPruneReports, kCounts, kUnacked,
+  // Contract methods not yet on TaskStore (see the class).
+  kClaimCapped, kMatchIds, kRetryGuarded, kRemoveTask, kRemoveReports, kTryLead, kRemoveNode, kResign,
+  kQueryCount
 };
+
+// The claimable rows, as a WHERE clause over `tasks`.
+#define TP_DUE "task_status = 'waiting' AND lease_owner IS NULL AND exec_time <= " TP_NOW_MS
+#define TP_HANDLER "coalesce(nullif(exec_task, ''), task_type)"
+
 
 const char* const kSql[kQueryCount] = {
     // kInsert: the latest upsert wins (see SQLite's design note and docs/schema.md invariant 4).
@@ -278,6 +287,45 @@ const char* const kSql[kQueryCount] = {
     // kCounts, kUnacked
     "SELECT task_status, count(*) FROM tasks GROUP BY task_status",
     "SELECT count(*) FROM reports WHERE acked_time IS NULL",
+    // kClaimCapped ($1 owner, $2 lease, $3 limit, $4 capped handlers, $5 their free slots): the
+    // candidates are the first $3 rows of uncapped handlers plus, per capped handler, its first
+    // `free` rows; the claim takes the first $3 of them in claim order that it can lock. A
+    // handler never gets more than its free slots.
+    "UPDATE tasks SET task_status = 'running', lease_owner = $1, lease_until = " TP_NOW_MS " + $2::bigint, "
+    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id IN (SELECT id FROM tasks WHERE " TP_DUE
+    " AND id IN (SELECT c.id FROM ("
+    "(SELECT id, task_level, exec_time FROM tasks WHERE " TP_DUE " AND NOT " TP_HANDLER " = ANY($4::text[]) "
+    "ORDER BY task_level DESC, exec_time, id LIMIT $3) UNION ALL "
+    "(SELECT x.id, x.task_level, x.exec_time FROM unnest($4::text[], $5::bigint[]) AS cap(h, free), LATERAL "
+    "(SELECT id, task_level, exec_time FROM tasks WHERE " TP_DUE " AND " TP_HANDLER " = cap.h "
+    "ORDER BY task_level DESC, exec_time, id LIMIT least(cap.free, $3::bigint)) AS x)) AS c "
+    "ORDER BY c.task_level DESC, c.exec_time, c.id LIMIT $3) "
+    "ORDER BY task_level DESC, exec_time, id FOR UPDATE SKIP LOCKED LIMIT $3) RETURNING " TP_COLS,
+    // kMatchIds: the rows a ListQuery selects among the statuses $11, locked ($1 status, $2
+    // handler, $3 creator, $4 group, $5 text, $6 due_before, $7 due_after, $8 after_id,
+    // $9 before_id, $10 limit).
+    "SELECT id FROM tasks WHERE ($1::text IS NULL OR task_status = $1::text) AND task_status = ANY($11::text[]) "
+    "AND ($2::text = '' OR " TP_HANDLER " = $2::text) AND ($3::text = '' OR creator_id = $3::text) "
+    "AND ($4::text = '' OR group_id = $4::text) AND ($5::text = '' OR strpos(payload, $5::text) > 0 OR "
+    "strpos(coalesce(result, ''), $5::text) > 0 OR strpos(coalesce(last_error, ''), $5::text) > 0) "
+    "AND ($6::bigint IS NULL OR exec_time < $6::bigint) AND ($7::bigint IS NULL OR exec_time >= $7::bigint) "
+    "AND id > $8::bigint AND ($9::bigint = 0 OR id < $9::bigint) ORDER BY id LIMIT $10 FOR UPDATE",
+    // kRetryGuarded: retry() that leaves a task alone whose unique key is live in another task
+    // (in a transaction of many retries a unique violation would abort them all).
+    "UPDATE tasks SET task_status = 'waiting', exec_time = " TP_NOW_MS ", planned_time = NULL, attempts = 0, "
+    "last_error = NULL, updated_time = " TP_NOW_MS " WHERE id = $1 AND task_status IN ('done', 'failed', 'cancelled') "
+    "AND (unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM tasks AS o WHERE o.unique_key = tasks.unique_key AND "
+    "o.task_status IN ('waiting', 'running')))",
+    // kRemoveTask, kRemoveReports
+    "DELETE FROM tasks WHERE id = $1 AND task_status <> 'running' RETURNING id",
+    "DELETE FROM reports WHERE task_id = $1",
+    // kTryLead ($1 owner, $2 ttl): take the leader row if it is free, expired or already ours.
+    "INSERT INTO leader (name, owner, until) VALUES ('maintenance', $1, " TP_NOW_MS " + $2::bigint) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until "
+    "WHERE leader.owner = excluded.owner OR leader.until < " TP_NOW_MS " RETURNING owner",
+    // kRemoveNode, kResign
+    "DELETE FROM nodes WHERE owner = $1",
+    "DELETE FROM leader WHERE owner = $1",
 };
 
 void default_log(const std::string& line) { std::fprintf(stderr, "taskpool: %s\n", line.c_str()); }
@@ -377,13 +425,7 @@ class PostgresTaskStore final : public TaskStore {
   bool cancel(std::int64_t id) override {
     detail::MutexLock lk(mu_);
     Tx tx(*this);
-    Result r = run_locked(kGetForUpdate, Params().add(id));
-    if (r.rows() == 0) return false;
-    TaskRecord cur = read_record(r, 0);
-    if (cur.status != TaskStatus::waiting && cur.status != TaskStatus::running) return false;
-    run_locked(kSetCancelled, Params().add(id));
-    if (writes_report(cur, TaskStatus::cancelled))
-      write_report_locked(cur, TaskStatus::cancelled, std::nullopt, std::string("cancelled"));
+    if (!cancel_locked(id)) return false;
     tx.commit();
     return true;
   }
@@ -428,10 +470,18 @@ class PostgresTaskStore final : public TaskStore {
     detail::MutexLock lk(mu_);
     std::vector<TaskRecord> out;
     if (req.limit == 0) return out;
-    Result r = run_locked(kClaim, Params()
-                                      .add(req.owner)
-                                      .add(static_cast<std::int64_t>(req.lease.count()))
-                                      .add(static_cast<std::int64_t>(req.limit)));
+    // Fairness: claim order only until the fair order is specified (docs/schema.md, [sched]).
+    Params p;
+    p.add(req.owner).add(static_cast<std::int64_t>(req.lease.count())).add(static_cast<std::int64_t>(req.limit));
+    if (!req.caps.empty()) {
+      std::vector<std::string> handlers, free;
+      for (const auto& c : req.caps) {
+        handlers.push_back(c.handler);
+        free.push_back(std::to_string(c.free));
+      }
+      p.add(pg::text_array(handlers)).add(pg::text_array(free));
+    }
+    Result r = run_locked(req.caps.empty() ? kClaim : kClaimCapped, p);
     out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
       out.push_back(read_record(r, i));
@@ -641,6 +691,55 @@ class PostgresTaskStore final : public TaskStore {
     run_locked(kPruneReports, Params().add(ms));
     tx.commit();
     return n;
+  }
+
+  // contract: [http] deletes a non-running task and its reports; false if running/absent.
+  bool remove(std::int64_t id) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    if (run_locked(kRemoveTask, Params().add(id)).rows() == 0) return false;
+    run_locked(kRemoveReports, Params().add(id));
+    tx.commit();
+    return true;
+  }
+
+  // contract: [http] cancel() for each match, one transaction.
+  std::size_t cancel_matching(const ListQuery& q) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    std::size_t n = 0;
+    for (std::int64_t id : match_ids_locked(q, {"waiting", "running"}))
+      if (cancel_locked(id)) ++n;
+    tx.commit();
+    return n;
+  }
+
+  // contract: [http] retry() for each match, one transaction (a task whose unique key is live
+  // again in another task is left alone, as retry() refuses it).
+  std::size_t retry_matching(const ListQuery& q) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    std::size_t n = 0;
+    for (std::int64_t id : match_ids_locked(q, {"done", "failed", "cancelled"}))
+      n += static_cast<std::size_t>(run_locked(kRetryGuarded, Params().add(id)).affected());
+    tx.commit();
+    return n;
+  }
+
+  // contract: [nodes] the leader row with a TTL: true while `owner` holds it (taken when free,
+  // expired on the database clock, or already its own; renewed by each call).
+  bool try_lead(std::string_view owner, std::chrono::milliseconds ttl) {
+    detail::MutexLock lk(mu_);
+    return run_locked(kTryLead, Params().add(owner).add(static_cast<std::int64_t>(ttl.count()))).rows() == 1;
+  }
+
+  // contract: [nodes] clean stop: the node's row goes, and its leadership with it.
+  void remove_node(std::string_view owner) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    run_locked(kRemoveNode, Params().add(owner));
+    run_locked(kResign, Params().add(owner));
+    tx.commit();
   }
 
   StoreStats stats() override {
@@ -894,6 +993,33 @@ class PostgresTaskStore final : public TaskStore {
     return true;
   }
 
+  bool cancel_locked(std::int64_t id) TP_REQUIRES(mu_) {
+    Result r = run_locked(kGetForUpdate, Params().add(id));
+    if (r.rows() == 0) return false;
+    TaskRecord cur = read_record(r, 0);
+    if (cur.status != TaskStatus::waiting && cur.status != TaskStatus::running) return false;
+    run_locked(kSetCancelled, Params().add(id));
+    if (writes_report(cur, TaskStatus::cancelled))
+      write_report_locked(cur, TaskStatus::cancelled, std::nullopt, std::string("cancelled"));
+    return true;
+  }
+
+  // The ids `q` selects among `statuses`, locked until the transaction ends. (ListQuery's
+  // [http] filters — handler, creator_id, group_id, text, due_before/due_after, after_id,
+  // before_id — bind as $2..$9 when the merge adds them; until then they match anything.)
+  std::vector<std::int64_t> match_ids_locked(const ListQuery& q, const std::vector<std::string>& statuses)
+      TP_REQUIRES(mu_) {
+    Params p;
+    if (q.status) p.add(to_string(*q.status));
+    else p.add_null();
+    p.add("").add("").add("").add("").add_null().add_null().add(std::int64_t{0}).add(std::int64_t{0});
+    p.add(static_cast<std::int64_t>(q.limit)).add(pg::text_array(statuses));
+    Result r = run_locked(kMatchIds, p);
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < r.rows(); ++i) ids.push_back(r.i64(i, 0));
+    return ids;
+  }
+
   std::optional<wall_time> next_due_locked() TP_REQUIRES(mu_) {
     Result r = run_locked(kNextDue, Params());
     if (r.rows() == 0 || r.is_null(0, 0)) return std::nullopt;
@@ -941,5 +1067,20 @@ class PostgresTaskStore final : public TaskStore {
 std::unique_ptr<TaskStore> open_postgres_store(const std::string& uri, const PostgresOptions& opts) {
   return std::make_unique<store::PostgresTaskStore>(uri, opts);
 }
+
+namespace store::pg_contract {
+namespace {
+PostgresTaskStore& pg_store(TaskStore& s) {
+  auto* p = dynamic_cast<PostgresTaskStore*>(&s);
+  if (!p) throw std::invalid_argument("not a PostgreSQL store");
+  return *p;
+}
+}  // namespace
+bool remove(TaskStore& s, std::int64_t id) { return pg_store(s).remove(id); }
+std::size_t cancel_matching(TaskStore& s, const ListQuery& q) { return pg_store(s).cancel_matching(q); }
+std::size_t retry_matching(TaskStore& s, const ListQuery& q) { return pg_store(s).retry_matching(q); }
+bool try_lead(TaskStore& s, std::string_view owner, std::chrono::milliseconds ttl) { return pg_store(s).try_lead(owner, ttl); }
+void remove_node(TaskStore& s, std::string_view owner) { pg_store(s).remove_node(owner); }
+}  // namespace store::pg_contract
 
 }  // namespace taskpool
