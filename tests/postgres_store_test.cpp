@@ -402,5 +402,30 @@ TEST_F(PostgresStoreTest, LeaderRowWithTtl) {
   EXPECT_EQ(q("SELECT owner FROM leader"), "c");
 }
 
+// Invariant (contract: nodes): a heartbeat upserts one row per owner (stamped by the database
+// clock); nodes() lists live rows and deletes rows older than max_age; remove_node drops one.
+TEST_F(PostgresStoreTest, NodesHeartbeatAndAgeOut) {
+  auto store = open_postgres_store(uri_);
+  namespace c = store::pg_contract;
+  c::NodeInfo n{.owner = "h:1:1:a", .host = "h", .pid = 1, .threads = 4, .busy = 2, .queued = 3, .in_flight = 5};
+  c::heartbeat(*store, n);
+  n.busy = 1;
+  c::heartbeat(*store, n);
+  c::heartbeat(*store, {.owner = "h:2:2:b", .host = "h", .pid = 2, .paused = true});
+  auto live = c::nodes(*store, 60s);
+  ASSERT_EQ(live.size(), 2u);
+  EXPECT_EQ(live[0].owner, "h:1:1:a");
+  EXPECT_EQ(live[0].busy, 1u);
+  EXPECT_EQ(live[0].in_flight, 5u);
+  EXPECT_TRUE(live[1].paused);
+  EXPECT_GT(live[0].heartbeat.time_since_epoch().count(), 0);
+  q("UPDATE nodes SET heartbeat = heartbeat - 120000 WHERE owner = 'h:2:2:b'");  // a dead node's last beat
+  live = c::nodes(*store, 60s);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(q("SELECT count(*) FROM nodes"), "1");
+  c::remove_node(*store, "h:1:1:a");
+  EXPECT_TRUE(c::nodes(*store, 60s).empty());
+}
+
 }  // namespace
 }  // namespace taskpool

@@ -210,7 +210,7 @@ enum Q {
   kReports, kAck, kPruneTasks, kPruneReports, kCounts, kUnacked,
   // Contract methods not yet on TaskStore (see the class).
   kClaimCapped, kMatchIds, kRetryGuarded, kRemoveTask, kRemoveReports, kTryLead, kRemoveNode, kResign,
-  kQueryCount
+  kHeartbeat, kDropStaleNodes, kNodes, kQueryCount
 };
 
 // The claimable rows, as a WHERE clause over `tasks`.
@@ -326,6 +326,16 @@ const char* const kSql[kQueryCount] = {
     // kRemoveNode, kResign
     "DELETE FROM nodes WHERE owner = $1",
     "DELETE FROM leader WHERE owner = $1",
+    // kHeartbeat ($1 owner, $2 host, $3 pid, $4 threads, $5 busy, $6 queued, $7 in_flight,
+    // $8 paused, $9 started, 0 = now): heartbeat is the database clock.
+    "INSERT INTO nodes (owner, host, pid, threads, busy, queued, in_flight, paused, started, heartbeat) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce(nullif($9::bigint, 0), " TP_NOW_MS "), " TP_NOW_MS ") "
+    "ON CONFLICT (owner) DO UPDATE SET host = excluded.host, pid = excluded.pid, threads = excluded.threads, "
+    "busy = excluded.busy, queued = excluded.queued, in_flight = excluded.in_flight, paused = excluded.paused, "
+    "started = excluded.started, heartbeat = excluded.heartbeat",
+    // kDropStaleNodes ($1 max age ms), kNodes
+    "DELETE FROM nodes WHERE heartbeat < " TP_NOW_MS " - $1::bigint",
+    "SELECT owner, host, pid, threads, busy, queued, in_flight, paused, started, heartbeat FROM nodes ORDER BY owner",
 };
 
 void default_log(const std::string& line) { std::fprintf(stderr, "taskpool: %s\n", line.c_str()); }
@@ -733,6 +743,46 @@ class PostgresTaskStore final : public TaskStore {
     return run_locked(kTryLead, Params().add(owner).add(static_cast<std::int64_t>(ttl.count()))).rows() == 1;
   }
 
+  // contract: [nodes] upserts this node's row; heartbeat = now on the database clock.
+  void heartbeat(const pg_contract::NodeInfo& n) {
+    detail::MutexLock lk(mu_);
+    run_locked(kHeartbeat, Params()
+                               .add(n.owner)
+                               .add(n.host)
+                               .add(n.pid)
+                               .add(static_cast<std::int64_t>(n.threads))
+                               .add(static_cast<std::int64_t>(n.busy))
+                               .add(static_cast<std::int64_t>(n.queued))
+                               .add(static_cast<std::int64_t>(n.in_flight))
+                               .add(n.paused)
+                               .add(to_ms(n.started)));
+  }
+
+  // contract: [nodes] live nodes (heartbeat within max_age); older rows are deleted.
+  std::vector<pg_contract::NodeInfo> nodes(std::chrono::milliseconds max_age) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    run_locked(kDropStaleNodes, Params().add(static_cast<std::int64_t>(max_age.count())));
+    Result r = run_locked(kNodes, Params());
+    tx.commit();
+    std::vector<pg_contract::NodeInfo> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      pg_contract::NodeInfo n;
+      n.owner = r.text(i, 0);
+      n.host = r.text(i, 1);
+      n.pid = r.i64(i, 2);
+      n.threads = static_cast<std::size_t>(r.i64(i, 3));
+      n.busy = static_cast<std::size_t>(r.i64(i, 4));
+      n.queued = static_cast<std::size_t>(r.i64(i, 5));
+      n.in_flight = static_cast<std::size_t>(r.i64(i, 6));
+      n.paused = r.boolean(i, 7);
+      n.started = from_ms(r.i64(i, 8));
+      n.heartbeat = from_ms(r.i64(i, 9));
+      out.push_back(std::move(n));
+    }
+    return out;
+  }
+
   // contract: [nodes] clean stop: the node's row goes, and its leadership with it.
   void remove_node(std::string_view owner) {
     detail::MutexLock lk(mu_);
@@ -1081,6 +1131,8 @@ std::size_t cancel_matching(TaskStore& s, const ListQuery& q) { return pg_store(
 std::size_t retry_matching(TaskStore& s, const ListQuery& q) { return pg_store(s).retry_matching(q); }
 bool try_lead(TaskStore& s, std::string_view owner, std::chrono::milliseconds ttl) { return pg_store(s).try_lead(owner, ttl); }
 void remove_node(TaskStore& s, std::string_view owner) { pg_store(s).remove_node(owner); }
+void heartbeat(TaskStore& s, const NodeInfo& n) { pg_store(s).heartbeat(n); }
+std::vector<NodeInfo> nodes(TaskStore& s, std::chrono::milliseconds max_age) { return pg_store(s).nodes(max_age); }
 }  // namespace store::pg_contract
 
 }  // namespace taskpool
