@@ -20,30 +20,8 @@ using taskpool::test::eventually;
 namespace taskpool {
 namespace {
 
-class StoreTest : public test::BackendStoreFixture {
- protected:
-  // Claims and starts (the dispatcher's two steps before a run).
-  std::vector<TaskRecord> claim_started(TaskStore& s, std::string_view owner, std::size_t n,
-                                        std::chrono::milliseconds lease = 30s) {
-    auto got = s.claim_due({std::string(owner), n, lease});
-    std::vector<TaskRecord*> ptrs;
-    for (auto& r : got) ptrs.push_back(&r);
-    auto ok = s.start_runs(ptrs);
-    for (bool b : ok) EXPECT_TRUE(b);
-    return got;
-  }
-  std::vector<TaskRecord> claim_started(std::string_view owner, std::size_t n, std::chrono::milliseconds lease = 30s) {
-    return claim_started(*store_, owner, n, lease);
-  }
-  NewTask memo(std::string who = "123") {
-    NewTask t;
-    t.creator_id = who;
-    t.group_id = "456";
-    t.task_type = "memo";
-    t.payload = R"({"text":"stand-up"})";
-    return t;
-  }
-};
+class StoreTest : public test::BackendStoreFixture {};
+
 TEST_P(StoreTest, AddAndGetRoundTrip) {
   NewTask t = memo();
   t.by_plugin = "reminder";

@@ -13,11 +13,7 @@ std::unique_ptr<TaskStore> open_store(const std::string& db, const StoreOptions&
     o.read_only = opts.read_only;
     return open_postgres_store(db, o);
   }
-  SqliteOptions o;
-  o.busy_timeout = opts.busy_timeout;
-  o.create = opts.create;
-  o.read_only = opts.read_only;
-  return open_sqlite_store(db, o);
+  return open_sqlite_store(db, {.busy_timeout = opts.busy_timeout, .create = opts.create, .read_only = opts.read_only});
 }
 
 }  // namespace taskpool

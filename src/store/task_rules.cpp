@@ -148,6 +148,26 @@ std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u) {
   return std::max<std::int64_t>(0, static_cast<std::int64_t>(d));
 }
 
+void sort_claim_order(std::vector<TaskRecord>& claimed) {
+  std::sort(claimed.begin(), claimed.end(), [](const TaskRecord& a, const TaskRecord& b) {
+    if (a.task_level != b.task_level) return a.task_level > b.task_level;
+    if (a.exec_time != b.exec_time) return a.exec_time < b.exec_time;
+    return a.id < b.id;
+  });
+}
+
+void count_status(StoreStats& st, std::string_view status, std::int64_t n) {
+  auto s = parse_task_status(status);
+  if (!s) return;
+  switch (*s) {
+    case TaskStatus::waiting: st.waiting = n; break;
+    case TaskStatus::running: st.running = n; break;
+    case TaskStatus::done: st.done = n; break;
+    case TaskStatus::failed: st.failed = n; break;
+    case TaskStatus::cancelled: st.cancelled = n; break;
+  }
+}
+
 RunEnd end_of_run(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry, double u,
                   bool rearmed, std::int64_t row_exec_time, std::int64_t now) {
   using std::chrono::milliseconds;

@@ -7,6 +7,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -45,6 +46,28 @@ class StoreOn : public ::testing::Test {
     if (!schema_.empty()) pg_drop_schema(pg_uri_, schema_);
   }
   bool pg() const { return backend_ == Backend::postgres; }
+  // Claims and starts (the dispatcher's two steps before a run).
+  std::vector<TaskRecord> claim_started(TaskStore& s, std::string_view owner, std::size_t n,
+                                        std::chrono::milliseconds lease = std::chrono::seconds(30)) {
+    auto got = s.claim_due({std::string(owner), n, lease});
+    std::vector<TaskRecord*> ptrs;
+    for (auto& r : got) ptrs.push_back(&r);
+    auto ok = s.start_runs(ptrs);
+    for (bool b : ok) EXPECT_TRUE(b);
+    return got;
+  }
+  std::vector<TaskRecord> claim_started(std::string_view owner, std::size_t n, std::chrono::milliseconds lease = std::chrono::seconds(30)) {
+    return claim_started(*store_, owner, n, lease);
+  }
+  NewTask memo(std::string who = "123") {
+    NewTask t;
+    t.creator_id = who;
+    t.group_id = "456";
+    t.task_type = "memo";
+    t.payload = R"({"text":"stand-up"})";
+    return t;
+  }
+
   // Another connection to the same database (as another process would open it).
   std::unique_ptr<TaskStore> open_db(const StoreOptions& o = {}) { return open_store(db_, o); }
 

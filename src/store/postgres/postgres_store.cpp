@@ -499,12 +499,7 @@ class PostgresTaskStore final : public TaskStore {
       if (t.planned_time) t.exec_time = *t.planned_time;  // the run's planned time, not the retry's
     }
     if (!out.empty()) writes_.fetch_add(1);
-    // RETURNING yields rows in no promised order: restore the claim order.
-    std::sort(out.begin(), out.end(), [](const TaskRecord& a, const TaskRecord& b) {
-      if (a.task_level != b.task_level) return a.task_level > b.task_level;
-      if (a.exec_time != b.exec_time) return a.exec_time < b.exec_time;
-      return a.id < b.id;
-    });
+    sort_claim_order(out);  // RETURNING yields rows in no promised order
     return out;
   }
 
@@ -551,25 +546,18 @@ class PostgresTaskStore final : public TaskStore {
   CommitResult commit(const std::vector<Completion>& items, const RetryPolicy& retry,
                       const std::vector<TaskRecord*>& start) override {
     detail::MutexLock lk(mu_);
-    CommitResult out;
-    if (items.empty() && start.empty()) return out;
+    if (items.empty() && start.empty()) return {};
     Tx tx(*this);
-    out.recorded.reserve(items.size());
-    for (const Completion& c : items) out.recorded.push_back(complete_locked(*c.claimed, c.outcome, retry));
-    // The caller's copies are updated only after the commit: a failed commit leaves them as they were.
-    std::vector<std::int64_t> attempts(start.size(), 0);
-    out.started.assign(start.size(), false);
-    for (std::size_t i = 0; i < start.size(); ++i) {
-      Result r = run_locked(kStart, Params().add(start[i]->id).add(start[i]->claim_token));
-      if (r.rows() == 1) {
-        out.started[i] = true;
-        attempts[i] = r.i64(0, 0);
-      }
-    }
-    tx.commit();
-    for (std::size_t i = 0; i < start.size(); ++i)
-      if (out.started[i]) start[i]->attempts = static_cast<int>(attempts[i]);
-    return out;
+    // The steps run inside commit_runs, within this call and under mu_ (which the analysis
+    // cannot see through the free template).
+    return commit_runs(
+        items, start, [&](const Completion& c) TP_NO_THREAD_SAFETY_ANALYSIS { return complete_locked(*c.claimed, c.outcome, retry); },
+        [&](const TaskRecord& claim) TP_NO_THREAD_SAFETY_ANALYSIS -> std::optional<std::int64_t> {
+          Result r = run_locked(kStart, Params().add(claim.id).add(claim.claim_token));
+          if (r.rows() != 1) return std::nullopt;
+          return r.i64(0, 0);
+        },
+        [&] { tx.commit(); });
   }
 
   bool release(const TaskRecord& claimed, bool started) override {
@@ -715,25 +703,15 @@ class PostgresTaskStore final : public TaskStore {
 
   // contract: [http] cancel() for each match, one transaction.
   std::size_t cancel_matching(const ListQuery& q) {
-    detail::MutexLock lk(mu_);
-    Tx tx(*this);
-    std::size_t n = 0;
-    for (std::int64_t id : match_ids_locked(q, {"waiting", "running"}))
-      if (cancel_locked(id)) ++n;
-    tx.commit();
-    return n;
+    return for_matching(q, {"waiting", "running"}, [&](std::int64_t id) TP_REQUIRES(mu_) { return cancel_locked(id); });
   }
 
   // contract: [http] retry() for each match, one transaction (a task whose unique key is live
   // again in another task is left alone, as retry() refuses it).
   std::size_t retry_matching(const ListQuery& q) {
-    detail::MutexLock lk(mu_);
-    Tx tx(*this);
-    std::size_t n = 0;
-    for (std::int64_t id : match_ids_locked(q, {"done", "failed", "cancelled"}))
-      n += static_cast<std::size_t>(run_locked(kRetryGuarded, Params().add(id)).affected());
-    tx.commit();
-    return n;
+    return for_matching(q, {"done", "failed", "cancelled"}, [&](std::int64_t id) TP_REQUIRES(mu_) {
+      return run_locked(kRetryGuarded, Params().add(id)).affected() == 1;
+    });
   }
 
   // contract: [nodes] the leader row with a TTL: true while `owner` holds it (taken when free,
@@ -796,18 +774,7 @@ class PostgresTaskStore final : public TaskStore {
     detail::MutexLock lk(mu_);
     StoreStats st;
     Result s = run_locked(kCounts, Params());
-    for (int i = 0; i < s.rows(); ++i) {
-      auto status = parse_task_status(s.text(i, 0));
-      std::int64_t n = s.i64(i, 1);
-      if (!status) continue;
-      switch (*status) {
-        case TaskStatus::waiting: st.waiting = n; break;
-        case TaskStatus::running: st.running = n; break;
-        case TaskStatus::done: st.done = n; break;
-        case TaskStatus::failed: st.failed = n; break;
-        case TaskStatus::cancelled: st.cancelled = n; break;
-      }
-    }
+    for (int i = 0; i < s.rows(); ++i) count_status(st, s.text(i, 0), s.i64(i, 1));
     st.unacked_reports = run_locked(kUnacked, Params()).i64(0, 0);
     st.next_due = next_due_locked();
     return st;
@@ -1052,6 +1019,18 @@ class PostgresTaskStore final : public TaskStore {
     if (writes_report(cur, TaskStatus::cancelled))
       write_report_locked(cur, TaskStatus::cancelled, std::nullopt, std::string("cancelled"));
     return true;
+  }
+
+  // In one transaction: op(id) for each row `q` selects among `statuses`; how many said true.
+  template <class Op>
+  std::size_t for_matching(const ListQuery& q, const std::vector<std::string>& statuses, Op&& op) {
+    detail::MutexLock lk(mu_);
+    Tx tx(*this);
+    std::size_t n = 0;
+    for (std::int64_t id : match_ids_locked(q, statuses))
+      if (op(id)) ++n;
+    tx.commit();
+    return n;
   }
 
   // The ids `q` selects among `statuses`, locked until the transaction ends. (ListQuery's

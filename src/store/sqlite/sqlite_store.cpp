@@ -347,12 +347,7 @@ class SqliteTaskStore final : public TaskStore {
     }
     s->reset();
     tx.commit();
-    // RETURNING yields rows in no promised order: restore the claim order.
-    std::sort(out.begin(), out.end(), [](const TaskRecord& a, const TaskRecord& b) {
-      if (a.task_level != b.task_level) return a.task_level > b.task_level;
-      if (a.exec_time != b.exec_time) return a.exec_time < b.exec_time;
-      return a.id < b.id;
-    });
+    sort_claim_order(out);  // RETURNING yields rows in no promised order
     return out;
   }
 
@@ -402,28 +397,21 @@ class SqliteTaskStore final : public TaskStore {
   CommitResult commit(const std::vector<Completion>& items, const RetryPolicy& retry,
                       const std::vector<TaskRecord*>& start) override {
     detail::MutexLock lk(mu_);
-    CommitResult out;
-    if (items.empty() && start.empty()) return out;
+    if (items.empty() && start.empty()) return {};
     Tx tx(*this);
-    out.recorded.reserve(items.size());
-    for (const Completion& c : items) out.recorded.push_back(complete_locked(*c.claimed, c.outcome, retry));
-    // Starting counts the attempt of a claim still held; the caller's copies are updated only
-    // after the commit, so a failed commit leaves them as they were.
-    std::vector<std::int64_t> attempts(start.size(), 0);
-    out.started.assign(start.size(), false);
     const std::int64_t now = now_ms();
-    for (std::size_t i = 0; i < start.size(); ++i) {
-      StmtScope s(stmts_.start);
-      s->bind(1, now).bind(2, start[i]->id).bind(3, start[i]->claim_token);
-      if (s->step()) {
-        out.started[i] = true;
-        attempts[i] = s->i64(0);
-      }
-    }
-    tx.commit();
-    for (std::size_t i = 0; i < start.size(); ++i)
-      if (out.started[i]) start[i]->attempts = static_cast<int>(attempts[i]);
-    return out;
+    // The steps run inside commit_runs, within this call and under mu_ (which the analysis
+    // cannot see through the free template).
+    return commit_runs(
+        items, start, [&](const Completion& c) TP_NO_THREAD_SAFETY_ANALYSIS { return complete_locked(*c.claimed, c.outcome, retry); },
+        [&](const TaskRecord& claim) TP_NO_THREAD_SAFETY_ANALYSIS -> std::optional<std::int64_t> {
+          // Starting counts the attempt of a claim still held.
+          StmtScope s(stmts_.start);
+          s->bind(1, now).bind(2, claim.id).bind(3, claim.claim_token);
+          if (!s->step()) return std::nullopt;
+          return s->i64(0);
+        },
+        [&] { tx.commit(); });
   }
 
   bool release(const TaskRecord& claimed, bool started) override {
@@ -568,18 +556,7 @@ class SqliteTaskStore final : public TaskStore {
     detail::MutexLock lk(mu_);
     StoreStats st;
     StmtScope s(stmts_.counts);
-    while (s->step()) {
-      auto status = parse_task_status(s->text(0));
-      std::int64_t n = s->i64(1);
-      if (!status) continue;
-      switch (*status) {
-        case TaskStatus::waiting: st.waiting = n; break;
-        case TaskStatus::running: st.running = n; break;
-        case TaskStatus::done: st.done = n; break;
-        case TaskStatus::failed: st.failed = n; break;
-        case TaskStatus::cancelled: st.cancelled = n; break;
-      }
-    }
+    while (s->step()) count_status(st, s->text(0), s->i64(1));
     s->reset();
     StmtScope r(stmts_.unacked);
     r->step();
