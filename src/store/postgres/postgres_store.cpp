@@ -375,13 +375,22 @@ class PostgresTaskStore final : public TaskStore {
     return id;
   }
 
+  // One round trip per chunk of rows (libpq's pipeline mode), each row its own upsert.
   std::vector<std::int64_t> add_batch(const std::vector<NewTask>& ts) override {
     for (const NewTask& t : ts) validate(t);
     detail::MutexLock lk(mu_);
     Tx tx(*this);
+    Batch ps;
+    ps.reserve(ts.size());
+    for (const NewTask& t : ts) ps.emplace_back(kInsert, insert_params(t));
     std::vector<std::int64_t> ids;
     ids.reserve(ts.size());
-    for (const NewTask& t : ts) ids.push_back(insert_locked(t));
+    try {
+      for (const Result& r : run_pipelined_locked(ps)) ids.push_back(r.i64(0, 0));
+    } catch (const pg::PgError& e) {
+      throw_bad_payload(e);
+      throw;
+    }
     tx.commit();
     return ids;
   }
@@ -534,7 +543,8 @@ class PostgresTaskStore final : public TaskStore {
   bool complete(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) override {
     detail::MutexLock lk(mu_);
     Tx tx(*this);
-    const bool ok = complete_locked(claimed, outcome, retry);
+    std::vector<std::int64_t> none;
+    const bool ok = commit_locked({{&claimed, outcome}}, retry, {}, none).recorded[0];
     tx.commit();
     return ok;
   }
@@ -548,16 +558,13 @@ class PostgresTaskStore final : public TaskStore {
     detail::MutexLock lk(mu_);
     if (items.empty() && start.empty()) return {};
     Tx tx(*this);
-    // The steps run inside commit_runs, within this call and under mu_ (which the analysis
-    // cannot see through the free template).
-    return commit_runs(
-        items, start, [&](const Completion& c) TP_NO_THREAD_SAFETY_ANALYSIS { return complete_locked(*c.claimed, c.outcome, retry); },
-        [&](const TaskRecord& claim) TP_NO_THREAD_SAFETY_ANALYSIS -> std::optional<std::int64_t> {
-          Result r = run_locked(kStart, Params().add(claim.id).add(claim.claim_token));
-          if (r.rows() != 1) return std::nullopt;
-          return r.i64(0, 0);
-        },
-        [&] { tx.commit(); });
+    std::vector<std::int64_t> attempts;
+    CommitResult out = commit_locked(items, retry, start, attempts);
+    tx.commit();
+    // The caller's copies change only after the commit: a failed commit leaves them as they were.
+    for (std::size_t i = 0; i < start.size(); ++i)
+      if (out.started[i]) start[i]->attempts = static_cast<int>(attempts[i]);
+    return out;
   }
 
   bool release(const TaskRecord& claimed, bool started) override {
@@ -964,7 +971,7 @@ class PostgresTaskStore final : public TaskStore {
     return any;
   }
 
-  std::int64_t insert_locked(const NewTask& t) TP_REQUIRES(mu_) {
+  static Params insert_params(const NewTask& t) {
     Params p;
     p.add(t.creator_id).add(t.group_id).add(t.task_type).add(t.by_plugin).add(t.exec_task).add(t.payload);
     if (t.exec_time) p.add(to_ms(*t.exec_time));
@@ -977,37 +984,137 @@ class PostgresTaskStore final : public TaskStore {
     else p.add(t.unique_key);
     if (t.report_on) p.add(to_string(*t.report_on));
     else p.add_null();
+    return p;
+  }
+  // The server's JSON parser refused a payload that validate() let through: bad input, not storage.
+  static void throw_bad_payload(const pg::PgError& e) {
+    if (e.sqlstate() == "22P02" || e.sqlstate() == "22032") throw std::invalid_argument("payload is not valid JSON");
+  }
+
+  std::int64_t insert_locked(const NewTask& t) TP_REQUIRES(mu_) {
     try {
-      Result r = run_locked(kInsert, p);
+      Result r = run_locked(kInsert, insert_params(t));
       if (r.rows() != 1) throw StoreError("taskpool store: insert returned no id");
       return r.i64(0, 0);
     } catch (const pg::PgError& e) {
-      if (e.sqlstate() == "22P02" || e.sqlstate() == "22032") throw std::invalid_argument("payload is not valid JSON");
+      throw_bad_payload(e);
       throw;
     }
   }
 
-  // One run's outcome (the caller holds mu_ and an open transaction); the row is locked first.
-  bool complete_locked(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) TP_REQUIRES(mu_) {
-    Result row = run_locked(kClaimRow, Params().add(claimed.id).add(claimed.claim_token));
-    if (row.rows() == 0) return false;
-    if (!row.boolean(0, 0)) {  // cancelled while running: acknowledge the end, record nothing
-      if (row.boolean(0, 1)) run_locked(kClearLease, Params().add(claimed.id).add(claimed.claim_token));
-      return false;
+  // Runs `q` once per parameter set in libpq's pipeline mode, inside the caller's transaction:
+  // one round trip per chunk of kPipelineChunk statements (small enough that neither side's
+  // socket buffer fills while the other is not reading). Throws the first statement's error.
+  static constexpr std::size_t kPipelineChunk = 256;
+  using Batch = std::vector<std::pair<Q, Params>>;
+  std::vector<Result> run_pipelined_locked(const Batch& ps) TP_REQUIRES(mu_) {
+    std::vector<Result> out;
+    if (ps.empty()) return out;
+    PGconn* c = conn_locked();
+    out.reserve(ps.size());
+    if (!PQenterPipelineMode(c)) throw StoreError(pg::one_line(std::string("taskpool store: ") + PQerrorMessage(c), uri_));
+    std::exception_ptr failure;
+    auto fail = [&](std::exception_ptr e) {
+      if (!failure) failure = std::move(e);
+    };
+    for (std::size_t begin = 0; begin < ps.size() && !failure; begin += kPipelineChunk) {
+      const std::size_t end = std::min(begin + kPipelineChunk, ps.size());
+      bool sent = true;
+      for (std::size_t i = begin; i < end && sent; ++i) {
+        auto v = ps[i].second.values();
+        sent = PQsendQueryPrepared(c, name(ps[i].first).c_str(), ps[i].second.size(), v.data(), nullptr, nullptr, 0) == 1;
+      }
+      if (!sent || !PQpipelineSync(c)) {
+        fail(std::make_exception_ptr(StoreError(pg::one_line(std::string("taskpool store: ") + PQerrorMessage(c), uri_))));
+        break;
+      }
+      for (;;) {  // each statement's result, a null after each, then the sync
+        PGresult* r = PQgetResult(c);
+        if (!r) {
+          if (PQstatus(c) == CONNECTION_BAD) {
+            fail(std::make_exception_ptr(pg::PgError(
+                pg::one_line(std::string("taskpool store: lost the connection to PostgreSQL: ") + PQerrorMessage(c), uri_), "",
+                true)));
+            break;
+          }
+          continue;
+        }
+        const ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+          PQclear(r);
+          break;
+        }
+        if (st == PGRES_PIPELINE_ABORTED || failure) {
+          PQclear(r);
+          continue;
+        }
+        try {
+          out.push_back(pg::check(c, r, uri_));
+        } catch (...) {
+          fail(std::current_exception());
+        }
+      }
     }
+    if (!PQexitPipelineMode(c) && PQstatus(c) == CONNECTION_OK) {
+      opts_.log("dropping a connection left in pipeline mode");
+      conn_.reset();
+    }
+    if (failure) {
+      lost_if_bad_locked();
+      std::rethrow_exception(failure);
+    }
+    return out;
+  }
+
+  // Records `items` and starts `start` inside the caller's transaction in two pipelined round
+  // trips: first every completed claim's row is locked and read (FOR UPDATE: a concurrent
+  // upsert or cancel is seen or waits) and every start applied; then each outcome
+  // (store::end_of_run) is written with its report. attempts[i]: start[i]'s new attempt count.
+  CommitResult commit_locked(const std::vector<Completion>& items, const RetryPolicy& retry,
+                             const std::vector<TaskRecord*>& start, std::vector<std::int64_t>& attempts)
+      TP_REQUIRES(mu_) {
+    Batch first;
+    first.reserve(items.size() + start.size());
+    for (const Completion& c : items) first.emplace_back(kClaimRow, Params().add(c.claimed->id).add(c.claimed->claim_token));
+    for (const TaskRecord* t : start) first.emplace_back(kStart, Params().add(t->id).add(t->claim_token));
+    const std::vector<Result> rows = run_pipelined_locked(first);
+    CommitResult out;
+    out.recorded.assign(items.size(), false);
+    out.started.assign(start.size(), false);
+    attempts.assign(start.size(), 0);
+    for (std::size_t i = 0; i < start.size(); ++i) {
+      const Result& r = rows[items.size() + i];
+      if (r.rows() == 1) {
+        out.started[i] = true;
+        attempts[i] = r.i64(0, 0);
+      }
+    }
+    Batch writes;
     std::uniform_real_distribution<double> u(-1.0, 1.0);
-    const RunEnd e = end_of_run(claimed, outcome, retry, u(rng_), row.i64(0, 2) != claimed.revision, row.i64(0, 3),
-                                row.i64(0, 4));
-    run_locked(kFinishRun, Params()
-                               .add(to_string(e.status))
-                               .add(e.exec_time)
-                               .add(e.attempts)
-                               .add(e.result)
-                               .add(e.error)
-                               .add(e.planned_time)
-                               .add(claimed.id));
-    if (e.report && writes_report(claimed, *e.report)) write_report_locked(claimed, *e.report, e.result, e.error);
-    return true;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const TaskRecord& claimed = *items[i].claimed;
+      const Result& row = rows[i];
+      if (row.rows() == 0) continue;  // claimed again since: not ours to record
+      if (!row.boolean(0, 0)) {       // cancelled while running: acknowledge the end, record nothing
+        if (row.boolean(0, 1)) writes.emplace_back(kClearLease, Params().add(claimed.id).add(claimed.claim_token));
+        continue;
+      }
+      const RunEnd e = end_of_run(claimed, items[i].outcome, retry, u(rng_), row.i64(0, 2) != claimed.revision,
+                                  row.i64(0, 3), row.i64(0, 4));
+      writes.emplace_back(kFinishRun, Params()
+                                          .add(to_string(e.status))
+                                          .add(e.exec_time)
+                                          .add(e.attempts)
+                                          .add(e.result)
+                                          .add(e.error)
+                                          .add(e.planned_time)
+                                          .add(claimed.id));
+      if (e.report && writes_report(claimed, *e.report))
+        writes.emplace_back(kReport, report_params(claimed, *e.report, e.result, e.error));
+      out.recorded[i] = true;
+    }
+    run_pipelined_locked(writes);
+    return out;
   }
 
   bool cancel_locked(std::int64_t id) TP_REQUIRES(mu_) {
@@ -1055,15 +1162,15 @@ class PostgresTaskStore final : public TaskStore {
     return from_ms(r.i64(0, 0));
   }
 
+  static Params report_params(const TaskRecord& t, TaskStatus status, const std::optional<std::string>& result,
+                              const std::optional<std::string>& error) {
+    Params p;
+    p.add(t.id).add(report_user(t)).add(report_group(t)).add(to_string(status)).add(result).add(error);
+    return p;
+  }
   void write_report_locked(const TaskRecord& t, TaskStatus status, const std::optional<std::string>& result,
                            const std::optional<std::string>& error) TP_REQUIRES(mu_) {
-    run_locked(kReport, Params()
-                            .add(t.id)
-                            .add(report_user(t))
-                            .add(report_group(t))
-                            .add(to_string(status))
-                            .add(result)
-                            .add(error));
+    run_locked(kReport, report_params(t, status, result, error));
   }
 
   // Constant after construction.
