@@ -792,13 +792,18 @@ class PostgresTaskStore final : public TaskStore {
   // half-written). Lives only inside a store call that holds mu_.
   class Tx {
    public:
-    explicit Tx(PostgresTaskStore& s) TP_REQUIRES(s.mu_) : s_(s) { s_.exec_locked("BEGIN"); }
+    explicit Tx(PostgresTaskStore& s) TP_REQUIRES(s.mu_) : s_(s) {
+      s.exec_locked("BEGIN");
+      s.in_tx_ = true;
+    }
     void commit() TP_NO_THREAD_SAFETY_ANALYSIS {
       s_.exec_locked("COMMIT");
       done_ = true;
+      s_.in_tx_ = false;
       s_.writes_.fetch_add(1);
     }
     ~Tx() TP_NO_THREAD_SAFETY_ANALYSIS {  // the caller's lock outlives the Tx
+      s_.in_tx_ = false;
       if (!done_ && s_.conn_ && PQstatus(s_.conn_.get()) == CONNECTION_OK)
         PQclear(PQexec(s_.conn_.get(), "ROLLBACK"));
     }
@@ -814,6 +819,8 @@ class PostgresTaskStore final : public TaskStore {
   // the server cannot be reached (at most one attempt per backoff period).
   PGconn* conn_locked() TP_REQUIRES(mu_) {
     if (conn_ && PQstatus(conn_.get()) == CONNECTION_OK) return conn_.get();
+    // Never reconnect inside a transaction: what follows would run outside it.
+    if (in_tx_) throw StoreError("taskpool store: lost the connection to " + info_.redacted + " inside a transaction");
     conn_.reset();
     const auto now = steady::now();
     if (now < next_connect_)
@@ -1181,6 +1188,7 @@ class PostgresTaskStore final : public TaskStore {
 
   detail::Mutex mu_;  // the store's connection and what goes with it
   pg::ConnPtr conn_ TP_GUARDED_BY(mu_);
+  bool in_tx_ TP_GUARDED_BY(mu_) = false;  // a Tx is open on conn_
   steady::time_point next_connect_ TP_GUARDED_BY(mu_){};
   std::chrono::milliseconds backoff_ TP_GUARDED_BY(mu_){0};
   std::mt19937_64 rng_ TP_GUARDED_BY(mu_){std::random_device{}()};
