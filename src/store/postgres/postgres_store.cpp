@@ -213,6 +213,15 @@ enum Q {
   kHeartbeat, kDropStaleNodes, kNodes, kQueryCount
 };
 
+// What a ListQuery selects ($1 status, $2 handler, $3 creator, $4 group, $5 text, $6 due_before,
+// $7 due_after, $8 after_id, $9 before_id; '' / NULL / 0 = any), as a WHERE clause.
+#define TP_LIST_FILTER                                                                                             \
+  "($1::text IS NULL OR task_status = $1::text) AND ($2::text = '' OR coalesce(nullif(exec_task, ''), task_type) = " \
+  "$2::text) AND ($3::text = '' OR creator_id = $3::text) AND ($4::text = '' OR group_id = $4::text) AND "          \
+  "($5::text = '' OR strpos(payload, $5::text) > 0 OR strpos(coalesce(result, ''), $5::text) > 0 OR "               \
+  "strpos(coalesce(last_error, ''), $5::text) > 0) AND ($6::bigint IS NULL OR exec_time < $6::bigint) AND "         \
+  "($7::bigint IS NULL OR exec_time >= $7::bigint) AND id > $8::bigint AND ($9::bigint = 0 OR id < $9::bigint)"
+
 // The claimable rows, as a WHERE clause over `tasks`.
 #define TP_DUE "task_status = 'waiting' AND lease_owner IS NULL AND exec_time <= " TP_NOW_MS
 #define TP_HANDLER "coalesce(nullif(exec_task, ''), task_type)"
@@ -234,7 +243,7 @@ const char* const kSql[kQueryCount] = {
     // kGet, kGetForUpdate, kList
     "SELECT " TP_COLS " FROM tasks WHERE id = $1",
     "SELECT " TP_COLS " FROM tasks WHERE id = $1 FOR UPDATE",
-    "SELECT " TP_COLS " FROM tasks WHERE $1::text IS NULL OR task_status = $1::text ORDER BY id LIMIT $2",
+    "SELECT " TP_COLS " FROM tasks WHERE " TP_LIST_FILTER " ORDER BY id LIMIT $10",
     // kSetCancelled: the lease stays (a running task's run acknowledges its end).
     "UPDATE tasks SET task_status = 'cancelled', updated_time = " TP_NOW_MS " WHERE id = $1",
     // kWaitingTime, kSetTime
@@ -304,12 +313,7 @@ const char* const kSql[kQueryCount] = {
     // kMatchIds: the rows a ListQuery selects among the statuses $11, locked ($1 status, $2
     // handler, $3 creator, $4 group, $5 text, $6 due_before, $7 due_after, $8 after_id,
     // $9 before_id, $10 limit).
-    "SELECT id FROM tasks WHERE ($1::text IS NULL OR task_status = $1::text) AND task_status = ANY($11::text[]) "
-    "AND ($2::text = '' OR " TP_HANDLER " = $2::text) AND ($3::text = '' OR creator_id = $3::text) "
-    "AND ($4::text = '' OR group_id = $4::text) AND ($5::text = '' OR strpos(payload, $5::text) > 0 OR "
-    "strpos(coalesce(result, ''), $5::text) > 0 OR strpos(coalesce(last_error, ''), $5::text) > 0) "
-    "AND ($6::bigint IS NULL OR exec_time < $6::bigint) AND ($7::bigint IS NULL OR exec_time >= $7::bigint) "
-    "AND id > $8::bigint AND ($9::bigint = 0 OR id < $9::bigint) ORDER BY id LIMIT $10 FOR UPDATE",
+    "SELECT id FROM tasks WHERE " TP_LIST_FILTER " AND task_status = ANY($11::text[]) ORDER BY id LIMIT $10 FOR UPDATE",
     // kRetryGuarded: retry() that leaves a task alone whose unique key is live in another task
     // (in a transaction of many retries a unique violation would abort them all).
     "UPDATE tasks SET task_status = 'waiting', exec_time = " TP_NOW_MS ", planned_time = NULL, attempts = 0, "
@@ -406,10 +410,7 @@ class PostgresTaskStore final : public TaskStore {
   void scan(const ListQuery& q, const std::function<bool(const TaskRecord&)>& each) override {
     detail::MutexLock lk(mu_);
     PGconn* c = conn_locked();
-    Params p;
-    if (q.status) p.add(to_string(*q.status));
-    else p.add_null();
-    p.add(static_cast<std::int64_t>(q.limit));
+    Params p = list_params(q);
     auto v = p.values();
     if (!PQsendQueryPrepared(c, name(kList).c_str(), p.size(), v.data(), nullptr, nullptr, 0)) {
       lost_if_bad_locked();
@@ -1147,16 +1148,23 @@ class PostgresTaskStore final : public TaskStore {
     return n;
   }
 
-  // The ids `q` selects among `statuses`, locked until the transaction ends. (ListQuery's
-  // [http] filters — handler, creator_id, group_id, text, due_before/due_after, after_id,
-  // before_id — bind as $2..$9 when the merge adds them; until then they match anything.)
-  std::vector<std::int64_t> match_ids_locked(const ListQuery& q, const std::vector<std::string>& statuses)
-      TP_REQUIRES(mu_) {
+  // $1..$10 of TP_LIST_FILTER and the limit. (ListQuery's [http] fields — handler, creator_id,
+  // group_id, text, due_before/due_after, after_id, before_id, newest_first — bind here when the
+  // merge adds them; until then they match anything.)
+  static Params list_params(const ListQuery& q) {
     Params p;
     if (q.status) p.add(to_string(*q.status));
     else p.add_null();
     p.add("").add("").add("").add("").add_null().add_null().add(std::int64_t{0}).add(std::int64_t{0});
-    p.add(static_cast<std::int64_t>(q.limit)).add(pg::text_array(statuses));
+    p.add(static_cast<std::int64_t>(q.limit));
+    return p;
+  }
+
+  // The ids `q` selects among `statuses`, locked until the transaction ends.
+  std::vector<std::int64_t> match_ids_locked(const ListQuery& q, const std::vector<std::string>& statuses)
+      TP_REQUIRES(mu_) {
+    Params p = list_params(q);
+    p.add(pg::text_array(statuses));
     Result r = run_locked(kMatchIds, p);
     std::vector<std::int64_t> ids;
     for (int i = 0; i < r.rows(); ++i) ids.push_back(r.i64(i, 0));
