@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli_fixture.hpp"
+#include "common/pg_util.hpp"
 #include "common/test_util.hpp"
 #include "taskpool/sqlite_store.hpp"
 
@@ -198,7 +199,7 @@ TEST_F(CliTest, CrashSafetyUnderSigkill) {
     wait_exit(pid);
   }
   pid_t pid = serve({"--lease", "1s"});  // the floor (kMinLease)
-  ASSERT_TRUE(serving());
+  ASSERT_TRUE(serving(pid));  // a daemon killed above may have died before its first line
   auto s = store();
   ASSERT_TRUE(eventually(
       [&] {
@@ -777,6 +778,64 @@ TEST_F(CliTest, NodesListsLiveDaemonsAndAgesOutDeadOnes) {
   wait_exit(static_cast<pid_t>(killed));
   EXPECT_TRUE(eventually([&] { return listed({"--max-age", "300ms"}).empty(); }));
   EXPECT_TRUE(listed().empty());  // deleted, not only hidden
+}
+
+// Invariant: every command works on a PostgreSQL database named by a postgresql:// --db (a fresh
+// schema per test via ?schema=); read commands create nothing, and `serve` runs a task there.
+TEST_F(CliTest, PostgresDatabaseByUri) {
+  if (taskpool::test::pg_skipped()) GTEST_SKIP() << "TASKPOOL_TEST_PG=skip";
+  const std::string base = taskpool::test::pg_base_uri();
+  if (base.empty()) FAIL() << taskpool::test::kPgUnset;
+  const std::string schema = taskpool::test::fresh_schema("cli");
+  db_ = taskpool::test::with_schema(base, schema);
+  auto missing = cli({"list"});
+  EXPECT_NE(missing.rc, 0);
+  EXPECT_NE(missing.err.find("no taskpool tables"), std::string::npos) << missing.err;
+  auto a = cli({"add", "--type", "memo", "--creator", "123", "--payload", R"({"text":"hi"})", "--in", "1h", "--level", "7"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  std::string id = a.out.substr(0, a.out.find('\n'));
+  auto show = nlohmann::json::parse(cli({"show", id}).out);
+  EXPECT_EQ(show["task_level"], 7);
+  EXPECT_EQ(show["payload"]["text"], "hi");
+  EXPECT_NE(cli({"list", "--status", "waiting"}).out.find("\n" + id + " "), std::string::npos);
+  EXPECT_EQ(cli({"extend", id, "--by", "60s"}).rc, 0);
+  EXPECT_EQ(cli({"cancel", id}).rc, 0);
+  EXPECT_EQ(cli({"cancel", id}).rc, 4);
+  EXPECT_EQ(cli({"retry", id}).rc, 0);
+  EXPECT_EQ(nlohmann::json::parse(cli({"stats", "--json"}).out)["waiting"], 1);
+  EXPECT_NE(cli({"reports", "--ack"}).out.find("\"status\":\"cancelled\""), std::string::npos);
+  EXPECT_EQ(cli({"prune", "--older-than", "0s"}).rc, 0);
+  // The daemon on the same database runs a task that is due now.
+  auto e = cli({"add", "--type", "exec", "--payload", R"({"argv": ["true"]})"});
+  ASSERT_EQ(e.rc, 0) << e.err;
+  std::string eid = e.out.substr(0, e.out.find('\n'));
+  pid_t d = serve();
+  EXPECT_TRUE(taskpool::test::eventually([&] {
+    auto j = nlohmann::json::parse(cli({"show", eid}).out, nullptr, false);
+    return j.is_object() && j["task_status"] == "done";
+  }));
+  kill(d, SIGTERM);
+  int st = 0;
+  waitpid(d, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  taskpool::test::pg_drop_schema(base, schema);
+}
+
+// Invariant: a refused login prints one error line that does not contain the password.
+TEST_F(CliTest, PostgresErrorsNeverShowThePassword) {
+  if (taskpool::test::pg_skipped()) GTEST_SKIP() << "TASKPOOL_TEST_PG=skip";
+  const std::string base = taskpool::test::pg_base_uri();
+  if (base.empty()) FAIL() << taskpool::test::kPgUnset;
+  auto at = base.find('@');
+  ASSERT_NE(at, std::string::npos);
+  const std::string secret = "Wr0ngPassw0rd-x";
+  const std::string bad = base.substr(0, base.find(':', base.find("://") + 3)) + ":" + secret + base.substr(at);
+  for (const char* cmd : {"list", "add"}) {
+    auto r = cmd == std::string("add") ? cli({"--db", bad, "add", "--type", "memo"}) : cli({"--db", bad, "list"});
+    EXPECT_NE(r.rc, 0);
+    EXPECT_EQ(r.err.find(secret), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
 }
 
 }  // namespace

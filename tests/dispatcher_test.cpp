@@ -437,9 +437,9 @@ TEST_F(DispatcherTest, RecoveryProvesOwnersDeadOrAlive) {
   waitpid(child, nullptr, 0);
   std::string live_owner = owner_of(host, getpid());
   auto dead = store_->add(task("memo"));
-  ASSERT_EQ(store_->claim_due({dead_owner, 1, 60s}).size(), 1u);
+  ASSERT_EQ(store_->claim_due({std::string(dead_owner), 1, 60s}).size(), 1u);
   auto live = store_->add(task("memo"));
-  ASSERT_EQ(store_->claim_due({live_owner, 1, -1000ms}).size(), 1u);  // "expired"
+  ASSERT_EQ(store_->claim_due({std::string(live_owner), 1, -1000ms}).size(), 1u);  // "expired"
   auto unknown = store_->add(task("memo"));
   ASSERT_EQ(store_->claim_due({"some-other-host:1:1:1", 1, 60s}).size(), 1u);
   d.pause();

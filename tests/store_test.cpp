@@ -1,5 +1,6 @@
-// tests/store_test.cpp — the durable task table (SQLite TaskStore).
-#include <sqlite3.h>
+// tests/store_test.cpp — the conformance suite of the durable task table: every test runs on each
+// TaskStore backend (SQLite and PostgreSQL, tests/common/store_fixture.hpp). Backend-specific
+// tests: sqlite_store_test.cpp, postgres_store_test.cpp.
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,50 +20,9 @@ using taskpool::test::eventually;
 namespace taskpool {
 namespace {
 
-class StoreTest : public test::StoreFixture {
- protected:
-  // Claims and starts (the dispatcher's two steps before a run).
-  std::vector<TaskRecord> claim_started(TaskStore& s, std::string_view owner, std::size_t n,
-                                        std::chrono::milliseconds lease = 30s) {
-    auto got = s.claim_due({std::string(owner), n, lease});
-    std::vector<TaskRecord*> ptrs;
-    for (auto& r : got) ptrs.push_back(&r);
-    auto ok = s.start_runs(ptrs);
-    for (bool b : ok) EXPECT_TRUE(b);
-    return got;
-  }
-  std::vector<TaskRecord> claim_started(std::string_view owner, std::size_t n, std::chrono::milliseconds lease = 30s) {
-    return claim_started(*store_, owner, n, lease);
-  }
-  std::int64_t scalar(const std::string& sql) {
-    sqlite3* db = nullptr;
-    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-    std::int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-  }
-  void sql(const std::string& text) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(db, text.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-    sqlite3_close(db);
-  }
-  NewTask memo(std::string who = "123") {
-    NewTask t;
-    t.creator_id = who;
-    t.group_id = "456";
-    t.task_type = "memo";
-    t.payload = R"({"text":"stand-up"})";
-    return t;
-  }
-};
+class StoreTest : public test::BackendStoreFixture {};
 
-TEST_F(StoreTest, AddAndGetRoundTrip) {
+TEST_P(StoreTest, AddAndGetRoundTrip) {
   NewTask t = memo();
   t.by_plugin = "reminder";
   t.exec_task = "notify";
@@ -90,7 +50,7 @@ TEST_F(StoreTest, AddAndGetRoundTrip) {
 
 // Invariant: bad input is rejected with a message naming the field, and nothing is written —
 // for a batch, not even the good rows.
-TEST_F(StoreTest, BadInputStoresNothing) {
+TEST_P(StoreTest, BadInputStoresNothing) {
   NewTask bad_level = memo();
   bad_level.task_level = 12;
   EXPECT_THROW(
@@ -116,7 +76,7 @@ TEST_F(StoreTest, BadInputStoresNothing) {
 
 // Invariant: a claim takes only due waiting tasks, highest level first, and marks them running
 // under a lease; a second claim gets none of them.
-TEST_F(StoreTest, ClaimDueInPriorityOrder) {
+TEST_P(StoreTest, ClaimDueInPriorityOrder) {
   auto now = std::chrono::system_clock::now();
   std::vector<NewTask> ts;
   for (int level : {1, 9, 5, 9}) {
@@ -152,7 +112,7 @@ TEST_F(StoreTest, ClaimDueInPriorityOrder) {
 
 // Invariant: with a backlog spread over levels, successive claims return every due task exactly
 // once, highest level first and oldest first within a level, and never a task not yet due.
-TEST_F(StoreTest, ClaimBacklogAcrossLevelsInOrder) {
+TEST_P(StoreTest, ClaimBacklogAcrossLevelsInOrder) {
   auto now = std::chrono::system_clock::now();
   std::vector<NewTask> ts;
   for (int i = 0; i < 3000; ++i) {
@@ -187,7 +147,7 @@ TEST_F(StoreTest, ClaimBacklogAcrossLevelsInOrder) {
 
 // Invariant: a task re-armed (upserted to a new exec_time) while it runs waits for its new time
 // after the run instead of finishing; a retried run keeps its backoff time.
-TEST_F(StoreTest, RearmedDuringRunWaitsForNewTime) {
+TEST_P(StoreTest, RearmedDuringRunWaitsForNewTime) {
   NewTask t = memo();
   t.unique_key = "k";
   auto id = store_->add(t);
@@ -206,54 +166,9 @@ TEST_F(StoreTest, RearmedDuringRunWaitsForNewTime) {
   EXPECT_FALSE(store_->complete(got[0], RunResult{true, "ok", "", false}, RetryPolicy{}));
 }
 
-// Invariant: opening a version-1 database migrates it in place: rows kept, the due index
-// replaced, the version-3 and version-4 columns and indexes added, user_version raised.
-TEST_F(StoreTest, MigratesVersionOne) {
-  auto id = store_->add(memo());
-  store_.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "DROP INDEX tasks_due; CREATE INDEX tasks_due ON tasks (task_status, exec_time); "
-                         "DROP TABLE nodes; DROP TABLE leader; "  // v5
-                         "DROP INDEX tasks_ending; ALTER TABLE tasks DROP COLUMN planned_time; "
-                         "ALTER TABLE tasks DROP COLUMN claim_token; ALTER TABLE tasks DROP COLUMN revision; "
-                         "ALTER TABLE tasks DROP COLUMN report_on; DROP INDEX tasks_fair_creator; DROP INDEX tasks_fair_group; "
-                         "DROP INDEX tasks_caps; "
-                         "ALTER TABLE tasks DROP COLUMN cron; ALTER TABLE tasks DROP COLUMN tz; "
-                         "ALTER TABLE tasks DROP COLUMN debounce_ms; ALTER TABLE tasks DROP COLUMN max_wait_ms; "
-                         "ALTER TABLE tasks DROP COLUMN debounce_start; DROP INDEX IF EXISTS tasks_status; DROP INDEX IF EXISTS reports_task; PRAGMA user_version = 1",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  store_ = open_sqlite_store(path_);
-  EXPECT_EQ(store_->get(id)->creator_id, "123");
-  EXPECT_EQ(claim_started("r", 10).size(), 1u);
-  store_.reset();
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  auto scalar = [&](const char* sql) {
-    sqlite3_stmt* st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK);
-    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW);
-    std::int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-  };
-  EXPECT_EQ(scalar("PRAGMA user_version"), kSchemaVersion);
-  EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_due')"), 3);
-  EXPECT_EQ(scalar("SELECT count(*) FROM pragma_index_info('tasks_status')"), 2);
-  EXPECT_EQ(scalar("SELECT count(*) FROM pragma_table_info('tasks') WHERE name IN "
-                   "('planned_time', 'claim_token', 'revision', 'report_on', 'cron', 'tz', 'debounce_ms', 'max_wait_ms', "
-                   "'debounce_start')"),
-            9);
-  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE name IN ('tasks_fair_creator', 'tasks_fair_group', 'tasks_caps')"), 3);
-  EXPECT_EQ(scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('nodes', 'leader')"), 2);
-  sqlite3_close(db);
-}
-
 // Invariant: completing a one-shot task records the result and reports to the creator when no
 // report target is set (the origin's rule).
-TEST_F(StoreTest, CompleteWritesResultAndReport) {
+TEST_P(StoreTest, CompleteWritesResultAndReport) {
   NewTask t = memo();
   t.report_user_id = "";
   auto id = store_->add(t);
@@ -278,7 +193,7 @@ TEST_F(StoreTest, CompleteWritesResultAndReport) {
 
 // Invariant: complete_batch records many runs in one transaction, refusing only the ones whose
 // claim is no longer held.
-TEST_F(StoreTest, CompleteBatch) {
+TEST_P(StoreTest, CompleteBatch) {
   store_->add_batch({memo(), memo(), memo()});
   auto c = claim_started("r", 3);
   ASSERT_EQ(c.size(), 3u);
@@ -295,7 +210,7 @@ TEST_F(StoreTest, CompleteBatch) {
 
 // Invariant: a repeating task returns to waiting on its grid: the next slot is the first grid
 // point after now (no drift; missed slots are not run twice or in a burst).
-TEST_F(StoreTest, RepeatingStaysOnGrid) {
+TEST_P(StoreTest, RepeatingStaysOnGrid) {
   auto now = std::chrono::system_clock::now();
   NewTask t = memo();
   t.repeat_every = 10s;
@@ -313,7 +228,7 @@ TEST_F(StoreTest, RepeatingStaysOnGrid) {
 }
 
 // Invariant: failures retry with backoff up to max_attempts, then the task fails and reports.
-TEST_F(StoreTest, RetryWithBackoffThenFail) {
+TEST_P(StoreTest, RetryWithBackoffThenFail) {
   NewTask t = memo();
   t.max_attempts = 3;
   auto id = store_->add(t);
@@ -346,7 +261,7 @@ TEST_F(StoreTest, RetryWithBackoffThenFail) {
 }
 
 // Invariant: upsert by unique_key updates the live task instead of adding a second one.
-TEST_F(StoreTest, UpsertUpdatesLiveTask) {
+TEST_P(StoreTest, UpsertUpdatesLiveTask) {
   NewTask t = memo();
   t.task_type = "img_search_cycle";
   t.unique_key = "123:456:img_search_cycle";
@@ -365,10 +280,10 @@ TEST_F(StoreTest, UpsertUpdatesLiveTask) {
 }
 
 // Invariant: concurrent upserts of one key from many threads leave exactly one live task.
-TEST_F(StoreTest, UpsertRaceAcrossThreads) {
+TEST_P(StoreTest, UpsertRaceAcrossThreads) {
   std::vector<std::thread> ts;
   std::vector<std::unique_ptr<TaskStore>> conns;
-  for (int i = 0; i < 4; ++i) conns.push_back(open_sqlite_store(path_));
+  for (int i = 0; i < 4; ++i) conns.push_back(open_db());
   for (int i = 0; i < 4; ++i) ts.emplace_back([&, i] {
       NewTask t = memo();
       t.unique_key = "k";
@@ -379,7 +294,7 @@ TEST_F(StoreTest, UpsertRaceAcrossThreads) {
 }
 
 // Invariant: the same across processes (each child opens its own connection).
-TEST_F(StoreTest, UpsertRaceAcrossProcesses) {
+TEST_P(StoreTest, UpsertRaceAcrossProcesses) {
   std::vector<pid_t> kids;
   for (int i = 0; i < 4; ++i) {
     pid_t pid = fork();
@@ -387,7 +302,7 @@ TEST_F(StoreTest, UpsertRaceAcrossProcesses) {
     if (pid == 0) {
       int rc = 0;
       try {
-        auto s = open_sqlite_store(path_);
+        auto s = open_db();
         NewTask t;
         t.task_type = "img_search_cycle";
         t.unique_key = "proc-key";
@@ -408,7 +323,7 @@ TEST_F(StoreTest, UpsertRaceAcrossProcesses) {
 }
 
 // Invariant: extend/reschedule move a waiting task's deadline; cancel ends it and reports.
-TEST_F(StoreTest, ExtendRescheduleCancel) {
+TEST_P(StoreTest, ExtendRescheduleCancel) {
   auto at = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() + 1h);
   NewTask t = memo();
   t.exec_time = at;
@@ -427,7 +342,7 @@ TEST_F(StoreTest, ExtendRescheduleCancel) {
 // Invariant: a run whose lease expired (its runner died) goes back to waiting; the dead
 // runner's late completion and renewal are refused (fencing token); release() gives a claim back
 // without counting it.
-TEST_F(StoreTest, LeaseExpiryRecoveryAndRelease) {
+TEST_P(StoreTest, LeaseExpiryRecoveryAndRelease) {
   auto id = store_->add(memo());
   auto c = claim_started("dead-runner", 1, -1000ms);  // a lease already in the past
   ASSERT_EQ(c.size(), 1u);
@@ -445,7 +360,7 @@ TEST_F(StoreTest, LeaseExpiryRecoveryAndRelease) {
 }
 
 // Invariant: prune deletes only finished tasks and acknowledged reports older than retention.
-TEST_F(StoreTest, Prune) {
+TEST_P(StoreTest, Prune) {
   auto done = store_->add(memo());
   auto live = store_->add(memo());
   store_->reschedule(live, std::chrono::system_clock::now() + 1h);
@@ -460,10 +375,10 @@ TEST_F(StoreTest, Prune) {
 
 // Invariant: wait_for_change returns soon after another connection commits (inotify), not at
 // its deadline; and at the deadline when nothing changed. (The deadline only bounds a hang.)
-TEST_F(StoreTest, WaitForChangeSeesOtherConnections) {
+TEST_P(StoreTest, WaitForChangeSeesOtherConnections) {
   store_->wait_for_change(std::chrono::steady_clock::now());  // consume what happened so far
   EXPECT_FALSE(store_->wait_for_change(std::chrono::steady_clock::now() + 10ms));
-  auto other = open_sqlite_store(path_);
+  auto other = open_db();
   std::thread writer([&] {
     std::this_thread::sleep_for(20ms);  // let the waiter sleep first (not an ordering the test needs)
     other->add(memo());
@@ -475,7 +390,7 @@ TEST_F(StoreTest, WaitForChangeSeesOtherConnections) {
 // Invariant: this connection's own single-statement writes count as changes too (the dispatcher
 // caches the next due time until a change; a regression left recovered tasks waiting forever),
 // and interrupt_wait() ends a wait at once.
-TEST_F(StoreTest, WaitForChangeSeesOwnWritesAndInterrupts) {
+TEST_P(StoreTest, WaitForChangeSeesOwnWritesAndInterrupts) {
   store_->add(memo());
   store_->claim_due({"dead", 1, -1000ms});
   store_->wait_for_change(std::chrono::steady_clock::now());
@@ -489,36 +404,10 @@ TEST_F(StoreTest, WaitForChangeSeesOwnWritesAndInterrupts) {
   t.join();
 }
 
-// Invariant: opening refuses files that are not taskpool databases, and newer schemas.
-TEST_F(StoreTest, RefusesForeignOrNewerDatabases) {
-  std::string foreign = (dir_ / "foreign.db").string();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(foreign.c_str(), &db), SQLITE_OK);
-  sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
-  EXPECT_THROW(open_sqlite_store(foreign), StoreError);
-  std::string garbage = (dir_ / "garbage.db").string();
-  std::ofstream(garbage) << std::string(4096, 'x');
-  EXPECT_THROW(open_sqlite_store(garbage), StoreError);
-  store_.reset();
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
-  try {
-    open_sqlite_store(path_);
-    FAIL() << "a newer schema must be refused";
-  } catch (const StoreError& e) {
-    EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos);
-  }
-  SqliteOptions no_create;
-  no_create.create = false;
-  EXPECT_THROW(open_sqlite_store((dir_ / "missing.db").string(), no_create), StoreError);
-}
-
 // Invariant (fencing, #16.1): after cancel + retry, the old run's claim can neither renew, nor
 // record its outcome, nor let the task be claimed again before it acknowledged its end; the new
 // claim gets a new token and is the only one that counts.
-TEST_F(StoreTest, FencingTokenSeparatesRunsOfOneTask) {
+TEST_P(StoreTest, FencingTokenSeparatesRunsOfOneTask) {
   auto id = store_->add(memo());
   auto old_run = claim_started("same-owner", 1);
   ASSERT_EQ(old_run.size(), 1u);
@@ -542,7 +431,7 @@ TEST_F(StoreTest, FencingTokenSeparatesRunsOfOneTask) {
 
 // Invariant (#16.1, #16.8): a claim cancelled before its run started does not start, and a
 // claimed-but-unstarted task shows no attempt.
-TEST_F(StoreTest, CancelledWhileQueuedDoesNotStart) {
+TEST_P(StoreTest, CancelledWhileQueuedDoesNotStart) {
   auto a = store_->add(memo());
   auto b = store_->add(memo());
   auto got = store_->claim_due({"r", 2, 30s});
@@ -557,37 +446,10 @@ TEST_F(StoreTest, CancelledWhileQueuedDoesNotStart) {
   (void)b;
 }
 
-// Invariant (#16.4): rows another program wrote with an exec_time that is not an in-range
-// integer (text, a far-future sentinel) are never "due" (so no claim loop spins on them) and
-// recovery marks them failed with last_error naming the value.
-TEST_F(StoreTest, MalformedExecTimesAreFailedNeverDue) {
-  sql("INSERT INTO tasks (task_type, create_time, exec_time, updated_time) VALUES "
-      "('memo', 0, '2026-01-01 10:00:00', 0), ('memo', 0, '9999-12-31', 0), ('memo', 0, 253402214400000, 0)");
-  auto later = std::chrono::system_clock::now() + 1h;
-  NewTask ok = memo();
-  ok.exec_time = later;
-  auto ok_id = store_->add(ok);
-  EXPECT_EQ(std::chrono::floor<std::chrono::milliseconds>(*store_->next_due()),
-            std::chrono::floor<std::chrono::milliseconds>(later));
-  EXPECT_TRUE(store_->claim_due({"r", 10, 30s}).empty());
-  store_->recover_expired();
-  for (std::int64_t id = 1; id <= 3; ++id) {
-    auto r = store_->get(id);
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, TaskStatus::failed) << id;
-    ASSERT_TRUE(r->last_error) << id;
-    EXPECT_NE(r->last_error->find("exec_time"), std::string::npos) << *r->last_error;
-  }
-  EXPECT_NE(store_->get(1)->last_error->find("'2026-01-01 10:00:00'"), std::string::npos);
-  EXPECT_NE(store_->get(3)->last_error->find("253402214400000"), std::string::npos);
-  EXPECT_EQ(store_->get(ok_id)->status, TaskStatus::waiting);
-  EXPECT_EQ(store_->reports(true, 10).size(), 3u);
-}
-
 // Invariant (#16.5): times outside [1970, 2200) and durations over 50 years are refused at every
 // store entry, naming the field; a repeating series whose next slot would pass the range ends
 // failed with a clear error instead of wrapping around.
-TEST_F(StoreTest, TimesOutsideTheRangeAreRefused) {
+TEST_P(StoreTest, TimesOutsideTheRangeAreRefused) {
   auto expect_refused = [](auto f, const std::string& needle) {
     try {
       f();
@@ -612,7 +474,7 @@ TEST_F(StoreTest, TimesOutsideTheRangeAreRefused) {
   NewTask tick = memo();
   tick.repeat_every = 1h;
   auto series = store_->add(tick);
-  sql("UPDATE tasks SET repeat_every = 110000 * 86400000 WHERE id = " + std::to_string(series));
+  sql("UPDATE tasks SET repeat_every = CAST(110000 AS BIGINT) * 86400000 WHERE id = " + std::to_string(series));
   auto c = claim_started("r", 10);
   ASSERT_EQ(c.size(), 1u);
   ASSERT_TRUE(store_->complete(c[0], {.ok = true}, {}));
@@ -623,7 +485,7 @@ TEST_F(StoreTest, TimesOutsideTheRangeAreRefused) {
 
 // Invariant (#16.6): a failed run of a repeating task retried with backoff keeps its planned
 // slot: the retried run reports the slot, and the series continues on the original grid.
-TEST_F(StoreTest, RetryKeepsTheGrid) {
+TEST_P(StoreTest, RetryKeepsTheGrid) {
   NewTask t = memo();
   t.repeat_every = 10s;
   t.max_attempts = 2;
@@ -651,7 +513,7 @@ TEST_F(StoreTest, RetryKeepsTheGrid) {
 // Invariant (#16.7): the latest upsert wins over a running run's bookkeeping: a payload changed
 // during the run runs (same time), and a failing run's retry does not overwrite the upserted
 // time.
-TEST_F(StoreTest, UpsertDuringARunWins) {
+TEST_P(StoreTest, UpsertDuringARunWins) {
   NewTask t = memo();
   t.unique_key = "k";
   t.max_attempts = 3;
@@ -680,7 +542,7 @@ TEST_F(StoreTest, UpsertDuringARunWins) {
 
 // Invariant (reports): unset report_on reports every run of a one-shot task and only failed
 // runs of a repeating one; failure reports failures only; never reports nothing.
-TEST_F(StoreTest, ReportOnChoosesWhichRunsReport) {
+TEST_P(StoreTest, ReportOnChoosesWhichRunsReport) {
   auto run_once = [&](NewTask t, bool ok) {
     auto id = store_->add(t);
     store_->reschedule(id, std::chrono::system_clock::now() - 1s);
@@ -715,7 +577,7 @@ TEST_F(StoreTest, ReportOnChoosesWhichRunsReport) {
 
 // Invariant (#11.5): a run stopped by its dispatcher's shutdown goes back to waiting with its
 // attempt uncounted; it is not failed and not reported.
-TEST_F(StoreTest, InterruptedRunGoesBackUncounted) {
+TEST_P(StoreTest, InterruptedRunGoesBackUncounted) {
   auto id = store_->add(memo());
   auto c = claim_started("r", 1);
   ASSERT_TRUE(store_->complete(c[0], {.ok = false, .error = "exec: stopped", .interrupted = true}, {}));
@@ -725,104 +587,8 @@ TEST_F(StoreTest, InterruptedRunGoesBackUncounted) {
   EXPECT_TRUE(store_->reports(true, 10).empty());
 }
 
-// Invariant (#11.6): many processes opening a database file that does not exist yet all
-// succeed: exactly one creates the schema, every add lands. (Real processes, started together
-// through a pipe; several rounds, since the race is a matter of timing.)
-TEST_F(StoreTest, ConcurrentFirstUseAcrossProcesses) {
-  const int procs = 20, rounds = static_cast<int>(test::scaled(5));
-  for (int round = 0; round < rounds; ++round) {
-    std::string file = (dir_ / ("new-" + std::to_string(round) + ".db")).string();
-    int go[2];
-    ASSERT_EQ(pipe(go), 0);
-    std::vector<pid_t> kids;
-    for (int i = 0; i < procs; ++i) {
-      pid_t pid = fork();
-      ASSERT_GE(pid, 0);
-      if (pid == 0) {
-        close(go[1]);
-        char c;
-        [[maybe_unused]] auto n = read(go[0], &c, 1);  // wait for the start: EOF when the parent closes
-        int rc = 0;
-        try {
-          auto s = open_sqlite_store(file);
-          NewTask t;
-          t.task_type = "memo";
-          s->add(t);
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "child: %s\n", e.what());
-          rc = 1;
-        }
-        _exit(rc);
-      }
-      kids.push_back(pid);
-    }
-    close(go[0]);
-    close(go[1]);  // all children start now
-    int failed = 0;
-    for (pid_t k : kids) {
-      int status = 0;
-      waitpid(k, &status, 0);
-      failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
-    EXPECT_EQ(failed, 0) << "round " << round;
-    EXPECT_EQ(open_sqlite_store(file)->stats().waiting, procs) << "round " << round;
-  }
-}
-
-// Invariant (#11.11): create=false never creates a file ("no database at PATH"); read_only
-// opens without writing anything (no -wal/-shm files, no migration) and refuses writes.
-TEST_F(StoreTest, ReadOnlyAndNoCreate) {
-  SqliteOptions no_create;
-  no_create.create = false;
-  std::string missing = (dir_ / "missing.db").string();
-  try {
-    open_sqlite_store(missing, no_create);
-    ADD_FAILURE() << "opened a missing file";
-  } catch (const StoreError& e) {
-    EXPECT_NE(std::string(e.what()).find("no database at " + missing), std::string::npos) << e.what();
-  }
-  EXPECT_FALSE(std::filesystem::exists(missing));
-  SqliteOptions ro;
-  ro.read_only = true;
-  EXPECT_THROW(open_sqlite_store(missing, ro), StoreError);
-  EXPECT_FALSE(std::filesystem::exists(missing));
-  auto id = store_->add(memo());
-  store_.reset();  // the last connection closes: -wal and -shm are removed
-  ASSERT_FALSE(std::filesystem::exists(path_ + "-wal"));
-  auto size = std::filesystem::file_size(path_);
-  auto reader = open_sqlite_store(path_, ro);
-  EXPECT_EQ(reader->get(id)->creator_id, "123");
-  EXPECT_EQ(reader->list({}).size(), 1u);
-  EXPECT_EQ(reader->stats().waiting, 1);
-  EXPECT_THROW(reader->add(memo()), StoreError);
-  EXPECT_EQ(std::filesystem::file_size(path_), size);
-  reader.reset();
-  // A read-only file in a read-only directory (no -wal/-shm can be made there) can still be read:
-  // checked in a child that is not root (root ignores permissions).
-  std::filesystem::path ro_dir = dir_ / "ro";
-  std::filesystem::create_directories(ro_dir);
-  std::filesystem::copy_file(path_, ro_dir / "tasks.db");
-  chmod((ro_dir / "tasks.db").c_str(), 0444);
-  chmod(ro_dir.c_str(), 0555);
-  chmod(dir_.c_str(), 0755);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
-    try {
-      auto r = open_sqlite_store((ro_dir / "tasks.db").string(), ro);
-      _exit(r->list({}).size() == 1 && r->stats().waiting == 1 ? 0 : 1);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "read-only open: %s\n", e.what());
-      _exit(2);
-    }
-  }
-  int status = 0;
-  waitpid(child, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-  EXPECT_FALSE(std::filesystem::exists(ro_dir / "tasks.db-wal"));
-  chmod(ro_dir.c_str(), 0755);
-}
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values(test::Backend::sqlite, test::Backend::postgres),
+                         test::backend_name);
 
 }  // namespace
 }  // namespace taskpool

@@ -1,5 +1,6 @@
 // taskpool/store.hpp — the durable task table: the backend-neutral TaskStore interface and its
-// value types. Backends: taskpool/sqlite_store.hpp (embedded SQLite).
+// value types. Backends: taskpool/sqlite_store.hpp (embedded SQLite), taskpool/postgres_store.hpp
+// (PostgreSQL, many nodes on one database); open_store() picks one from the database string.
 //
 // A task row keeps the origin notes' field names (creator_id, group_id, task_type, by_plugin,
 // exec_task, payload, create_time, exec_time, task_status, task_level, report_user_id,
@@ -319,5 +320,14 @@ class TaskStore {
   virtual std::size_t prune(std::chrono::milliseconds retention) = 0;
   virtual StoreStats stats() = 0;
 };
+
+struct StoreOptions {
+  std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);   // SQLite lock wait
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(10); // PostgreSQL connect
+  bool create = true;      // create/migrate the schema if missing
+  bool read_only = false;  // open without writing anything
+};
+// A path → SQLite; "postgresql://..." or "postgres://..." → PostgreSQL. Errors never show a password.
+std::unique_ptr<TaskStore> open_store(const std::string& db, const StoreOptions& opts = {});
 
 }  // namespace taskpool

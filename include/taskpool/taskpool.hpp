@@ -6,6 +6,7 @@
 #include "taskpool/core.hpp"
 #include "taskpool/dispatcher.hpp"
 #include "taskpool/exec_handler.hpp"
+#include "taskpool/postgres_store.hpp"
 #include "taskpool/sqlite_store.hpp"
 #include "taskpool/store.hpp"
 #include "taskpool/time_text.hpp"

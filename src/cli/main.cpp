@@ -62,28 +62,34 @@ std::string default_db() {
 // database, file or directory, can still be read).
 enum class Access { create, write, read };
 
+bool is_uri(const std::string& db) { return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0; }
+
+// A thin wrapper over taskpool::open_store: a path must exist unless creating; a URI names a
+// PostgreSQL database (create=false there too: a typo in the schema creates nothing).
 std::unique_ptr<TaskStore> open_store(const std::string& db, Access access) {
-  SqliteOptions o;
+  StoreOptions o;
   if (const char* t = std::getenv("TASKPOOL_BUSY_TIMEOUT"); t && *t) o.busy_timeout = parse_duration(t, "TASKPOOL_BUSY_TIMEOUT");
   if (access != Access::create) {
-    // A typo in --db must not leave an empty database behind.
-    std::error_code ec;
-    if (!std::filesystem::exists(db, ec) || (std::filesystem::is_regular_file(db, ec) && std::filesystem::file_size(db, ec) == 0))
-      throw NotFound("no database at " + db);
     o.create = false;
+    if (!is_uri(db)) {
+      // A typo in --db must not leave an empty database behind.
+      std::error_code ec;
+      if (!std::filesystem::exists(db, ec) || (std::filesystem::is_regular_file(db, ec) && std::filesystem::file_size(db, ec) == 0))
+        throw NotFound("no database at " + db);
+    }
     if (access == Access::read) {
       o.read_only = true;
       try {
-        return open_sqlite_store(db, o);
+        return taskpool::open_store(db, o);
       } catch (const StoreError&) {
         // A read-only open refuses, e.g., an older schema (migrating needs a write): where the
         // user may write, open as the other commands do; elsewhere the first error stands.
-        if (::access(db.c_str(), W_OK) != 0) throw;
+        if (is_uri(db) || ::access(db.c_str(), W_OK) != 0) throw;
         o.read_only = false;
       }
     }
   }
-  return open_sqlite_store(db, o);
+  return taskpool::open_store(db, o);
 }
 
 std::int64_t parse_id(const std::string& s) {
@@ -238,7 +244,7 @@ int serve(const std::string& db, const ServeArgs& a) {
     http->attach(d, pool);
     start_http(*http);
   }
-  log_line("serving " + db + " with " + std::to_string(pool.stats().max_threads) + " threads (owner " + d.owner() + ")");
+  log_line("serving " + redact_uri(db) + " with " + std::to_string(pool.stats().max_threads) + " threads (owner " + d.owner() + ")");
   for (;;) {
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -293,7 +299,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("taskpool ") + TASKPOOL_VERSION, "print the version and exit");
   app.require_subcommand(1);
   std::string db = default_db();
-  const std::string db_help = "database file (default ./taskpool.db, env TASKPOOL_DB)";
+  const std::string db_help = "database: a file (SQLite; default ./taskpool.db) or a postgresql:// URI (env TASKPOOL_DB)";
   app.add_option("--db", db, db_help);
   std::vector<std::string> commands;
   auto command = [&](const char* name, const char* help) {

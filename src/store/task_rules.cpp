@@ -185,5 +185,84 @@ std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u) {
   return std::max<std::int64_t>(0, static_cast<std::int64_t>(d));
 }
 
+void sort_claim_order(std::vector<TaskRecord>& claimed) {
+  std::sort(claimed.begin(), claimed.end(), [](const TaskRecord& a, const TaskRecord& b) {
+    if (a.task_level != b.task_level) return a.task_level > b.task_level;
+    if (a.exec_time != b.exec_time) return a.exec_time < b.exec_time;
+    return a.id < b.id;
+  });
+}
+
+void count_status(StoreStats& st, std::string_view status, std::int64_t n) {
+  auto s = parse_task_status(status);
+  if (!s) return;
+  switch (*s) {
+    case TaskStatus::waiting: st.waiting = n; break;
+    case TaskStatus::running: st.running = n; break;
+    case TaskStatus::done: st.done = n; break;
+    case TaskStatus::failed: st.failed = n; break;
+    case TaskStatus::cancelled: st.cancelled = n; break;
+  }
+}
+
+RunEnd end_of_run(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry, double u,
+                  bool rearmed, std::int64_t row_exec_time, std::int64_t now) {
+  using std::chrono::milliseconds;
+  const std::int64_t max = std::chrono::duration_cast<milliseconds>(kMaxTime.time_since_epoch()).count();
+  const std::int64_t slot =
+      std::chrono::duration_cast<milliseconds>(claimed.planned_time.value_or(claimed.exec_time).time_since_epoch()).count();
+  RunEnd e;
+  // A run ends its debounce window (the next arm starts a new one), unless an upsert opened a
+  // new window during the run, or the run was only interrupted.
+  e.ends_debounce_window = !rearmed && !outcome.interrupted;
+  if (outcome.ok) e.result = outcome.result;
+  else e.error = outcome.error;
+  e.exec_time = row_exec_time;
+  e.attempts = claimed.attempts;  // the runs of this occurrence stay visible (#11.9)
+  if (outcome.interrupted && !outcome.ok) {
+    // Stopped by shutdown: back to waiting at the same time; the attempt does not count.
+    e.status = TaskStatus::waiting;
+    e.attempts = rearmed ? 0 : std::max(claimed.attempts - 1, 0);
+    if (!rearmed && claimed.planned_time) e.planned_time = slot;
+    return e;
+  }
+  const bool retrying = !outcome.ok && !rearmed && outcome.retryable && claimed.attempts < claimed.max_attempts;
+  if (!retrying) e.report = outcome.ok ? TaskStatus::done : TaskStatus::failed;
+  if (rearmed) {
+    // An upsert changed the task during the run: it waits for its (new) time, whatever this
+    // run's outcome; the outcome is still recorded and reported.
+    e.status = TaskStatus::waiting;
+    e.attempts = 0;
+  } else if (retrying) {
+    e.status = TaskStatus::waiting;
+    e.exec_time = std::min(now + backoff_ms(claimed.attempts, retry, u), max - 1);
+    e.planned_time = slot;  // the retry still belongs to its planned slot
+  } else if (claimed.repeats()) {
+    // The series goes on at its next occurrence after the planned one (the grid, or the cron
+    // schedule's next instant after max(planned, now)), whatever this run's outcome.
+    std::int64_t next = max;
+    std::string why = "the next slot of this repeating task is past 2199-12-31 (the supported time range); the series ends";
+    try {
+      next = std::chrono::duration_cast<milliseconds>(
+                 next_occurrence(claimed, wall_time(milliseconds(slot)), wall_time(milliseconds(now))).time_since_epoch())
+                 .count();
+    } catch (const std::invalid_argument& ex) {
+      why = std::string("the schedule cannot be read (") + ex.what() + "); the series ends";
+    }
+    if (next < max) {
+      e.status = TaskStatus::waiting;
+      e.exec_time = next;
+      e.attempts = 0;
+    } else {
+      e.status = TaskStatus::failed;
+      e.error = why;
+      e.report = TaskStatus::failed;
+    }
+  } else {
+    e.status = outcome.ok ? TaskStatus::done : TaskStatus::failed;
+  }
+  return e;
+}
+
 }  // namespace store
 }  // namespace taskpool

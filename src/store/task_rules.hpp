@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "taskpool/store.hpp"
 
@@ -35,6 +37,54 @@ wall_time first_occurrence(const std::string& cron, const std::string& tz, wall_
 // Retry delay after the `attempts`-th failed run: min(max, base * 2^(attempts-1)), scaled by
 // (1 + jitter * u) for u in [-1, 1] (the caller draws u). In ms, in [0, kMaxDuration].
 std::int64_t backoff_ms(int attempts, const RetryPolicy& p, double u);
+
+// What the end of a claimed run does to its task (every backend applies it inside the
+// transaction that records the outcome): the row's next state and which report to write.
+// `rearmed`: an upsert changed the task during the run (revision moved); `row_exec_time`: the
+// row's exec_time now; `u` in [-1, 1] draws the retry jitter; times in ms on the store's clock.
+struct RunEnd {
+  TaskStatus status = TaskStatus::done;
+  std::int64_t exec_time = 0;
+  int attempts = 0;
+  std::optional<std::int64_t> planned_time;
+  std::optional<std::string> result, error;   // result: kept when null (the last good result stays)
+  std::optional<TaskStatus> report;           // the outcome to report, if report_on allows it
+  bool ends_debounce_window = false;          // clear debounce_start: the next arm opens a new window
+};
+RunEnd end_of_run(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry, double u,
+                  bool rearmed, std::int64_t row_exec_time, std::int64_t now);
+
+// The claim order (highest level, then earliest exec_time, then id): RETURNING gives rows in
+// no promised order, so each backend sorts what it claimed.
+void sort_claim_order(std::vector<TaskRecord>& claimed);
+
+// Adds `n` tasks of status `status` (a task_status text; others are ignored) to `st`.
+void count_status(StoreStats& st, std::string_view status, std::int64_t n);
+
+// commit()'s steps, the same in every backend, inside the caller's open transaction: records
+// each completion (complete(item) -> recorded?), then starts each claim (start(claim) -> its
+// new attempt count, nullopt when the claim is no longer held), then finish() commits. The
+// caller's copies are updated only after finish() returned, so a failed commit leaves them as
+// they were.
+template <class Complete, class Start, class Finish>
+TaskStore::CommitResult commit_runs(const std::vector<TaskStore::Completion>& items, const std::vector<TaskRecord*>& start,
+                                    Complete&& complete, Start&& start_one, Finish&& finish) {
+  TaskStore::CommitResult out;
+  out.recorded.reserve(items.size());
+  for (const TaskStore::Completion& c : items) out.recorded.push_back(complete(c));
+  std::vector<std::int64_t> attempts(start.size(), 0);
+  out.started.assign(start.size(), false);
+  for (std::size_t i = 0; i < start.size(); ++i) {
+    if (std::optional<std::int64_t> a = start_one(*start[i])) {
+      out.started[i] = true;
+      attempts[i] = *a;
+    }
+  }
+  finish();
+  for (std::size_t i = 0; i < start.size(); ++i)
+    if (out.started[i]) start[i]->attempts = static_cast<int>(attempts[i]);
+  return out;
+}
 
 // Unset report targets mean the creator and the creator's group (the origin's rule).
 inline const std::string& report_user(const TaskRecord& t) { return t.report_user_id.empty() ? t.creator_id : t.report_user_id; }

@@ -93,13 +93,20 @@ class CliTest : public ::testing::Test {
     return pid;
   }
   // Waits until the latest daemon reported it is serving (its signal handling is in place).
-  bool serving() {
+  // pid: wait for that daemon's own line (its owner name holds ":PID:"), whether or not daemons
+  // killed earlier got as far as theirs.
+  bool serving(pid_t pid = 0) {
+    const std::string mark = ":" + std::to_string(pid) + ":";
     return taskpool::test::eventually([&] {
       std::ifstream log(dir_ / "serve.log");
       std::string line;
       int n = 0;
-      while (std::getline(log, line)) n += line.find("serving") != std::string::npos;
-      return n >= serves_;
+      while (std::getline(log, line)) {
+        if (line.find("serving") == std::string::npos) continue;
+        if (pid != 0 && line.find(mark) != std::string::npos) return true;
+        ++n;
+      }
+      return pid == 0 && n >= serves_;
     });
   }
   int serves_ = 0;

@@ -441,28 +441,21 @@ class SqliteTaskStore final : public TaskStore {
   CommitResult commit(const std::vector<Completion>& items, const RetryPolicy& retry,
                       const std::vector<TaskRecord*>& start) override {
     detail::MutexLock lk(mu_);
-    CommitResult out;
-    if (items.empty() && start.empty()) return out;
+    if (items.empty() && start.empty()) return {};
     Tx tx(*this);
-    out.recorded.reserve(items.size());
-    for (const Completion& c : items) out.recorded.push_back(complete_locked(*c.claimed, c.outcome, retry));
-    // Starting counts the attempt of a claim still held; the caller's copies are updated only
-    // after the commit, so a failed commit leaves them as they were.
-    std::vector<std::int64_t> attempts(start.size(), 0);
-    out.started.assign(start.size(), false);
     const std::int64_t now = now_ms();
-    for (std::size_t i = 0; i < start.size(); ++i) {
-      StmtScope s(stmts_.start);
-      s->bind(1, now).bind(2, start[i]->id).bind(3, start[i]->claim_token);
-      if (s->step()) {
-        out.started[i] = true;
-        attempts[i] = s->i64(0);
-      }
-    }
-    tx.commit();
-    for (std::size_t i = 0; i < start.size(); ++i)
-      if (out.started[i]) start[i]->attempts = static_cast<int>(attempts[i]);
-    return out;
+    // The steps run inside commit_runs, within this call and under mu_ (which the analysis
+    // cannot see through the free template).
+    return commit_runs(
+        items, start, [&](const Completion& c) TP_NO_THREAD_SAFETY_ANALYSIS { return complete_locked(*c.claimed, c.outcome, retry); },
+        [&](const TaskRecord& claim) TP_NO_THREAD_SAFETY_ANALYSIS -> std::optional<std::int64_t> {
+          // Starting counts the attempt of a claim still held.
+          StmtScope s(stmts_.start);
+          s->bind(1, now).bind(2, claim.id).bind(3, claim.claim_token);
+          if (!s->step()) return std::nullopt;
+          return s->i64(0);
+        },
+        [&] { tx.commit(); });
   }
 
   bool release(const TaskRecord& claimed, bool started) override {
@@ -651,18 +644,7 @@ class SqliteTaskStore final : public TaskStore {
     detail::MutexLock lk(mu_);
     StoreStats st;
     StmtScope s(stmts_.counts);
-    while (s->step()) {
-      auto status = parse_task_status(s->text(0));
-      std::int64_t n = s->i64(1);
-      if (!status) continue;
-      switch (*status) {
-        case TaskStatus::waiting: st.waiting = n; break;
-        case TaskStatus::running: st.running = n; break;
-        case TaskStatus::done: st.done = n; break;
-        case TaskStatus::failed: st.failed = n; break;
-        case TaskStatus::cancelled: st.cancelled = n; break;
-      }
-    }
+    while (s->step()) count_status(st, s->text(0), s->i64(1));
     s->reset();
     StmtScope r(stmts_.unacked);
     r->step();
@@ -1162,64 +1144,14 @@ class SqliteTaskStore final : public TaskStore {
       return false;
     }
     const std::int64_t now = now_ms();
-    const std::int64_t slot = to_ms(claimed.planned_time.value_or(claimed.exec_time));
-    const bool rearmed = row->revision != claimed.revision;
-    std::optional<std::string> result, error;
-    if (outcome.ok) result = outcome.result;
-    else error = outcome.error;
-    std::string next_status = "done";
-    std::int64_t next_exec = row->exec_time;
-    int next_attempts = claimed.attempts;  // the runs of this occurrence stay visible (#11.9)
-    std::optional<std::int64_t> next_planned;
-    std::optional<TaskStatus> report;
-    if (outcome.interrupted && !outcome.ok) {
-      // Stopped by shutdown: back to waiting at the same time; the attempt does not count.
-      next_status = "waiting";
-      next_attempts = rearmed ? 0 : std::max(claimed.attempts - 1, 0);
-      if (!rearmed && claimed.planned_time) next_planned = slot;
-    } else {
-      const bool retrying = !outcome.ok && !rearmed && outcome.retryable && claimed.attempts < claimed.max_attempts;
-      if (!retrying) report = outcome.ok ? TaskStatus::done : TaskStatus::failed;
-      if (rearmed) {
-        // An upsert changed the task during the run: it waits for its (new) time, whatever this
-        // run's outcome; the outcome is still recorded and reported.
-        next_status = "waiting";
-        next_attempts = 0;
-      } else if (retrying) {
-        next_status = "waiting";
-        next_exec = std::min(now + backoff(claimed.attempts, retry), kMaxTimeMs - 1);
-        next_planned = slot;  // the retry still belongs to its planned slot
-      } else if (claimed.repeats()) {
-        // The series goes on at its next occurrence after the planned one (the grid, or the cron
-        // schedule's next instant after max(planned, now)), whatever this run's outcome.
-        std::int64_t next = kMaxTimeMs;
-        std::string why = "the next slot of this repeating task is past 2199-12-31 (the supported time range); the series ends";
-        try {
-          next = to_ms(next_occurrence(claimed, from_ms(slot), from_ms(now)));
-        } catch (const std::invalid_argument& e) {
-          why = std::string("the schedule cannot be read (") + e.what() + "); the series ends";
-        }
-        if (next < kMaxTimeMs) {
-          next_status = "waiting";
-          next_exec = next;
-          next_attempts = 0;
-        } else {
-          next_status = "failed";
-          error = why;
-          report = TaskStatus::failed;
-        }
-      } else {
-        next_status = outcome.ok ? "done" : "failed";
-      }
-    }
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    const RunEnd e = end_of_run(claimed, outcome, retry, u(rng_), row->revision != claimed.revision, row->exec_time, now);
     StmtScope s(stmts_.finish_run);
-    s->bind(1, next_status).bind(2, next_exec).bind(3, next_attempts).bind(4, result).bind(5, error);
-    s->bind(6, next_planned).bind(7, now).bind(8, claimed.id);
-    // A run ends its debounce window (the next arm starts a new one), unless an upsert opened a
-    // new window during the run, or the run was only interrupted.
-    s->bind(9, rearmed || outcome.interrupted ? 0 : 1);
+    s->bind(1, to_string(e.status)).bind(2, e.exec_time).bind(3, e.attempts).bind(4, e.result).bind(5, e.error);
+    s->bind(6, e.planned_time).bind(7, now).bind(8, claimed.id);
+    s->bind(9, e.ends_debounce_window ? 1 : 0);
     s->run();
-    if (report && writes_report(claimed, *report)) write_report_locked(claimed, *report, result, error, now);
+    if (e.report && writes_report(claimed, *e.report)) write_report_locked(claimed, *e.report, e.result, e.error, now);
     return true;
   }
 
@@ -1488,11 +1420,6 @@ class SqliteTaskStore final : public TaskStore {
     StmtScope s(stmts_.report);
     s->bind(1, t.id).bind(2, report_user(t)).bind(3, report_group(t)).bind(4, to_string(status));
     s->bind(5, result).bind(6, error).bind(7, now).run();
-  }
-
-  std::int64_t backoff(int attempts, const RetryPolicy& p) TP_REQUIRES(mu_) {
-    std::uniform_real_distribution<double> u(-1.0, 1.0);
-    return backoff_ms(attempts, p, u(rng_));
   }
 
   static std::string quote_json(std::string_view s) {
