@@ -353,6 +353,29 @@ TEST_F(HttpApi, NodesPauseResumeAndResizeThisDaemon) {
   EXPECT_EQ(post("/api/v1/daemon/resize", R"({"threads": "many"})").status, 400);
 }
 
+// Invariant: /api/v1/nodes lists every live node of the nodes table (another daemon's heartbeat
+// row too, marked self: false) and this daemon once, with its live figures and self: true; a row
+// older than the max age is not listed.
+TEST_F(HttpApi, NodesListsTheClusterAndMarksThisDaemon) {
+  serve(true);
+  store_->heartbeat({.owner = "other-host.1:77:1:x", .host = "other-host", .pid = 77, .threads = 8, .busy = 3});
+  auto n = get("/api/v1/nodes");
+  ASSERT_EQ(n.status, 200);
+  ASSERT_EQ(n.body["nodes"].size(), 2u) << n.text;
+  int self = 0;
+  for (const auto& node : n.body["nodes"]) {
+    if (node["self"].get<bool>()) {
+      ++self;
+      EXPECT_EQ(node["owner"], dispatcher_->owner());
+    } else {
+      EXPECT_EQ(node["host"], "other-host");
+      EXPECT_EQ(node["threads"], 8);
+      EXPECT_EQ(node["busy"], 3);
+    }
+  }
+  EXPECT_EQ(self, 1);
+}
+
 TEST_F(HttpApi, AWatcherListsNoNodesAndRefusesDaemonCalls) {
   serve(false);
   EXPECT_TRUE(get("/api/v1/nodes").body["nodes"].empty());

@@ -278,12 +278,12 @@
       size.setAttribute('aria-label', 'threads');
       const resize = el('button', 'Resize');
       resize.addEventListener('click', act(() => api('POST', 'daemon/resize', { threads: Number(size.value) })));
-      actions.append(toggle, size, resize);
+      if (n.self) actions.append(toggle, size, resize);  // the API steers only the daemon serving this page
       tr.append(el('td', n.owner), el('td', n.host), el('td', n.pid), el('td', n.threads), el('td', n.busy), el('td', n.queued),
         el('td', n.in_flight), el('td', n.paused ? 'paused' : 'claiming'), el('td', fmtTime(n.heartbeat)), actions);
       body.append(tr);
     }
-    $('nodes-note').textContent = nodes.length ? '' : 'No daemon here: this is a watcher (taskpool web).';
+    $('nodes-note').textContent = nodes.length ? 'Pause, resume and resize act on the daemon serving this page.' : 'No live daemon on this database.';
   }
 
   // ---- refresh loop ----

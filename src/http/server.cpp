@@ -58,6 +58,8 @@ constexpr std::size_t kMaxPage = 1000;      // rows per GET /api/v1/tasks
 constexpr std::size_t kDefaultPage = 50;
 constexpr std::size_t kMaxBatch = 100'000;  // records per POST /api/v1/tasks
 constexpr std::size_t kMaxIds = 100'000;    // ids per bulk call
+// A node whose heartbeat is older is dead (as `taskpool nodes`' default --max-age).
+constexpr std::chrono::milliseconds kNodeMaxAge = std::chrono::seconds(15);
 
 // An error with its HTTP status; the message is what the command prints for the same mistake.
 struct HttpError : std::runtime_error {
@@ -401,6 +403,7 @@ struct HttpServer::Impl {
     j["paused"] = paused.load();
     j["started"] = format_time_precise(started);
     j["heartbeat"] = format_time_precise(std::chrono::system_clock::now());
+    j["self"] = true;
     return j;
   }
 
@@ -581,8 +584,24 @@ struct HttpServer::Impl {
     });
     svr.Get("/api/v1/nodes", [this](const httplib::Request&, httplib::Response& res) {
       guarded(res, [&] {
+        // Every live node of the cluster from the nodes table; this daemon's own row with its live
+        // pool figures (its heartbeat row may be seconds old, or not written yet), marked "self":
+        // pause, resume and resize act on it only.
         json nodes = json::array();
-        if (dispatcher.load()) nodes.push_back(node_json());
+        Dispatcher* d = dispatcher.load();
+        bool self_listed = false;
+        for (const NodeInfo& n : store.nodes(kNodeMaxAge)) {
+          if (d && n.owner == d->owner()) {
+            nodes.push_back(node_json());
+            self_listed = true;
+            continue;
+          }
+          nodes.push_back({{"owner", n.owner}, {"host", n.host}, {"pid", n.pid}, {"threads", n.threads}, {"busy", n.busy},
+                           {"queued", n.queued}, {"in_flight", n.in_flight}, {"paused", n.paused},
+                           {"started", format_time_precise(n.started)}, {"heartbeat", format_time_precise(n.heartbeat)},
+                           {"self", false}});
+        }
+        if (d && !self_listed) nodes.push_back(node_json());
         send_json(res, {{"nodes", nodes}});
       });
     });
