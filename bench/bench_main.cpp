@@ -186,7 +186,6 @@ int main(int argc, char** argv) {
     add("metrics_scrape", "ms", [=] { return metrics_scrape(1'000'000); });
     add("dispatch_noop_2nodes", "us/task", [=] { return dispatch_noop(t, s.store_inserts * 5, {.nodes = 2}); });
     // PostgreSQL (scripts/bench starts a throwaway cluster and sets TASKPOOL_BENCH_PG).
-#ifdef TASKPOOL_BENCH_HAS_PG
     if (!bench_pg().empty()) {
       const auto pg = Backend::postgres;
       add("store_insert_pg", "us/task", [=] { return store_insert(s.store_inserts, pg); });
@@ -198,7 +197,6 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr, "TASKPOOL_BENCH_PG is not set: no PostgreSQL rows\n");
     }
-#endif
   }
   for (auto& e : g_entries) {
     benchmark::RegisterBenchmark(key(e.workload, e.library, e.threads).c_str(),

@@ -13,12 +13,6 @@
 #include "taskpool/taskpool.hpp"
 #include "workloads.hpp"
 
-// The PostgreSQL store (and open_store, which picks the backend by the database string) arrives
-// with taskpool/postgres_store.hpp; without it the _pg rows are not registered.
-#if __has_include("taskpool/postgres_store.hpp")
-#define TASKPOOL_BENCH_HAS_PG 1
-#endif
-
 namespace bench {
 
 enum class Backend { sqlite, postgres };
@@ -52,12 +46,7 @@ class TempDb {
   }
   const std::string& path() const { return db_; }
   std::unique_ptr<taskpool::TaskStore> open() const {
-#ifdef TASKPOOL_BENCH_HAS_PG
-    return taskpool::open_store(db_);
-#else
-    if (dir_.empty()) throw std::runtime_error("this build has no PostgreSQL store");
-    return taskpool::open_sqlite_store(db_);
-#endif
+    return taskpool::open_store(db_);  // a path or a postgresql:// URI
   }
 
  private:
