@@ -16,6 +16,8 @@
 //    (SELECT id ... due, waiting, no lease ORDER BY task_level DESC, exec_time, id FOR UPDATE
 //    SKIP LOCKED LIMIT n) RETURNING ...: concurrent claimers skip each other's rows instead of
 //    waiting, and the partial index tasks_due holds exactly the claimable rows in claim order.
+//    That is fairness `none`; creator/group fairness runs SQLite's round-robin loop (docs/schema.md
+//    "Fair claims") with its row probes FOR UPDATE SKIP LOCKED (claim_fair_locked).
 //  - Fencing: exactly as SQLite. Every later step of a run (start, renew, complete, release)
 //    matches id AND claim_token AND running; complete/release/cancel lock the row (FOR UPDATE)
 //    before deciding, so a concurrent upsert or cancel is either seen or waits (READ COMMITTED
