@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 namespace taskpool {
 namespace {
 
-class NodesTest : public test::StoreFixture {
+class NodesTest : public test::BackendStoreFixture {
  protected:
   static NodeInfo node(const std::string& owner, std::size_t threads = 4) {
     NodeInfo n;
@@ -32,7 +32,7 @@ class NodesTest : public test::StoreFixture {
   }
 };
 
-TEST_F(NodesTest, HeartbeatUpsertsOneRowPerOwner) {
+TEST_P(NodesTest, HeartbeatUpsertsOneRowPerOwner) {
   const auto before = std::chrono::system_clock::now() - 1s;
   store_->heartbeat(node("a"));
   store_->heartbeat(node("b"));
@@ -58,7 +58,7 @@ TEST_F(NodesTest, HeartbeatUpsertsOneRowPerOwner) {
 
 // Invariant: a row older than max_age is not listed and is deleted (a later, longer max_age
 // does not bring it back); a fresh heartbeat brings the node back.
-TEST_F(NodesTest, DeadNodesAgeOut) {
+TEST_P(NodesTest, DeadNodesAgeOut) {
   store_->heartbeat(node("old"));
   std::this_thread::sleep_for(30ms);  // the row is now at least 30 ms old
   store_->heartbeat(node("new"));
@@ -71,17 +71,17 @@ TEST_F(NodesTest, DeadNodesAgeOut) {
   EXPECT_EQ(store_->nodes(1h).size(), 2u);
 }
 
-TEST_F(NodesTest, ReadOnlyStoreListsWithoutDeleting) {
+TEST_P(NodesTest, ReadOnlyStoreListsWithoutDeleting) {
   store_->heartbeat(node("old"));
   std::this_thread::sleep_for(30ms);
-  SqliteOptions ro;
+  StoreOptions ro;
   ro.read_only = true;
-  auto reader = open_sqlite_store(path_, ro);
+  auto reader = open_db(ro);
   EXPECT_TRUE(reader->nodes(20ms).empty());
   EXPECT_EQ(store_->nodes(1h).size(), 1u);  // still there: the reader deleted nothing
 }
 
-TEST_F(NodesTest, RemoveNodeDeletesItsRowAndResigns) {
+TEST_P(NodesTest, RemoveNodeDeletesItsRowAndResigns) {
   store_->heartbeat(node("a"));
   store_->heartbeat(node("b"));
   EXPECT_TRUE(store_->try_lead("a", 1h));
@@ -95,7 +95,7 @@ TEST_F(NodesTest, RemoveNodeDeletesItsRowAndResigns) {
   store_->remove_node("nobody");           // no row: nothing to do
 }
 
-TEST_F(NodesTest, LeaderRenewsItsRowAndLosesItOnlyAfterTtl) {
+TEST_P(NodesTest, LeaderRenewsItsRowAndLosesItOnlyAfterTtl) {
   EXPECT_TRUE(store_->try_lead("a", 1h));
   EXPECT_TRUE(store_->try_lead("a", 1h));  // renewal
   EXPECT_FALSE(store_->try_lead("b", 1h));
@@ -108,7 +108,7 @@ TEST_F(NodesTest, LeaderRenewsItsRowAndLosesItOnlyAfterTtl) {
 
 // Invariant: of many contenders for a free leader row, on separate connections in threads and
 // in processes at once, exactly one wins; the losers see the row held.
-TEST_F(NodesTest, ExactlyOneLeaderAmongConcurrentContenders) {
+TEST_P(NodesTest, ExactlyOneLeaderAmongConcurrentContenders) {
   const int threads = 4, procs = 3;
   std::vector<pid_t> kids;
   int pipefd[2];
@@ -118,7 +118,7 @@ TEST_F(NodesTest, ExactlyOneLeaderAmongConcurrentContenders) {
     if (pid == 0) {
       char won = 0;
       try {
-        auto s = open_sqlite_store(path_);
+        auto s = open_db();
         won = s->try_lead("proc-" + std::to_string(p), 1h) ? 1 : 0;
       } catch (...) {
         won = 2;
@@ -133,7 +133,7 @@ TEST_F(NodesTest, ExactlyOneLeaderAmongConcurrentContenders) {
   for (int t = 0; t < threads; ++t)
     ts.emplace_back([&, t] {
       try {
-        auto s = open_sqlite_store(path_);
+        auto s = open_db();
         if (s->try_lead("thread-" + std::to_string(t), 1h)) wins.fetch_add(1);
       } catch (...) {
         errors.fetch_add(1);
@@ -193,7 +193,7 @@ class NodeDispatcherTest : public NodesTest {
 
 // Invariant: a started dispatcher shows in nodes() with its pool and pid, leads when nobody else
 // does, and a clean stop deletes its row and resigns (another node may lead at once).
-TEST_F(NodeDispatcherTest, HeartbeatShowsTheNodeAndStopRemovesIt) {
+TEST_P(NodeDispatcherTest, HeartbeatShowsTheNodeAndStopRemovesIt) {
   ThreadPool pool(3);
   Dispatcher d(*store_, pool, fast());
   d.start();
@@ -216,7 +216,7 @@ TEST_F(NodeDispatcherTest, HeartbeatShowsTheNodeAndStopRemovesIt) {
 
 // Invariant: a node that does not lead never takes back a row whose lease expired under an owner
 // it cannot judge (another host); once it leads, it does, and the task runs.
-TEST_F(NodeDispatcherTest, OnlyTheLeaderRecoversExpiredLeases) {
+TEST_P(NodeDispatcherTest, OnlyTheLeaderRecoversExpiredLeases) {
   auto id = claimed_by("elsewhere.0:1:1:x", 100ms);
   ThreadPool pool(1);
   Dispatcher d(*store_, pool, fast());
@@ -240,7 +240,7 @@ TEST_F(NodeDispatcherTest, OnlyTheLeaderRecoversExpiredLeases) {
 
 // Invariant: every node, leader or not, takes back at once the rows of an owner provably dead on
 // its own host (pid gone), long before their lease expires.
-TEST_F(NodeDispatcherTest, NonLeaderRecoversDeadSameHostOwnerAtOnce) {
+TEST_P(NodeDispatcherTest, NonLeaderRecoversDeadSameHostOwnerAtOnce) {
   ThreadPool pool(1);
   Dispatcher d(*store_, pool, fast());
   // A same-host owner name (HOST:PID:STARTTIME:RANDOM) whose pid is gone: a reaped child's.
@@ -256,7 +256,7 @@ TEST_F(NodeDispatcherTest, NonLeaderRecoversDeadSameHostOwnerAtOnce) {
 // Invariant: a node's own leaked rows (claimed under its name, no longer in flight: a release
 // that failed) are taken back by that node once their lease expired, leader or not: no other node
 // could (on the same host their owner is provably alive).
-TEST_F(NodeDispatcherTest, NonLeaderRecoversItsOwnLeakedRowsByLease) {
+TEST_P(NodeDispatcherTest, NonLeaderRecoversItsOwnLeakedRowsByLease) {
   auto o = fast();
   o.owner = "this-node";
   ThreadPool pool(1);
@@ -265,10 +265,10 @@ TEST_F(NodeDispatcherTest, NonLeaderRecoversItsOwnLeakedRowsByLease) {
 }
 
 // Invariant: a leader that stops renewing (dead, or cut off) is replaced once its TTL has passed.
-TEST_F(NodeDispatcherTest, SilentLeaderIsReplacedAfterItsTtl) {
+TEST_P(NodeDispatcherTest, SilentLeaderIsReplacedAfterItsTtl) {
   ASSERT_TRUE(store_->try_lead("ghost", 300ms));
   ThreadPool pool(1);
-  auto other = open_sqlite_store(path_);
+  auto other = open_db();
   Dispatcher d(*other, pool, fast());
   d.start();
   EXPECT_FALSE(d.stats().leader);
@@ -276,6 +276,11 @@ TEST_F(NodeDispatcherTest, SilentLeaderIsReplacedAfterItsTtl) {
   EXPECT_FALSE(store_->try_lead("ghost", 300ms));
   d.stop();
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, NodesTest, ::testing::Values(test::Backend::sqlite, test::Backend::postgres),
+                         test::backend_name);
+INSTANTIATE_TEST_SUITE_P(Backends, NodeDispatcherTest, ::testing::Values(test::Backend::sqlite, test::Backend::postgres),
+                         test::backend_name);
 
 }  // namespace
 }  // namespace taskpool

@@ -24,10 +24,10 @@ using taskpool::test::eventually;
 namespace taskpool {
 namespace {
 
-class ScheduleStoreTest : public test::StoreFixture {
+class ScheduleStoreTest : public test::BackendStoreFixture {
  protected:
   // Another connection to the same database (another process's view after a fork).
-  std::unique_ptr<TaskStore> open_again() { return open_sqlite_store(path_); }
+  std::unique_ptr<TaskStore> open_again() { return open_db(); }
 
   NewTask task(std::string creator, std::string handler = "memo") {
     NewTask t;
@@ -76,7 +76,7 @@ class ScheduleStoreTest : public test::StoreFixture {
 // Invariant: a cron task without exec_time is first due at its schedule's next instant after
 // now; a run moves it to the schedule's next instant after max(planned, now): one catch-up for
 // all the missed instants, never a burst.
-TEST_F(ScheduleStoreTest, CronTaskRunsAtNextInstantAndCatchesUpOnce) {
+TEST_P(ScheduleStoreTest, CronTaskRunsAtNextInstantAndCatchesUpOnce) {
   NewTask t = task("u1");
   t.cron = "* * * * *";  // every minute
   auto before = std::chrono::system_clock::now();
@@ -107,7 +107,7 @@ TEST_F(ScheduleStoreTest, CronTaskRunsAtNextInstantAndCatchesUpOnce) {
 }
 
 // Invariant: bad schedules are refused with one line naming the field, and nothing is stored.
-TEST_F(ScheduleStoreTest, BadSchedulesAreRefused) {
+TEST_P(ScheduleStoreTest, BadSchedulesAreRefused) {
   auto refused = [&](NewTask t, const std::string& field) {
     try {
       store_->add(t);
@@ -142,7 +142,7 @@ TEST_F(ScheduleStoreTest, BadSchedulesAreRefused) {
 // Invariant: each re-arm moves the deadline to now + debounce but never past first arm +
 // max_wait; the window's first arm stays; a run ends the window and the next arm opens a new one;
 // an arm during a run opens a new window that the run's end keeps.
-TEST_F(ScheduleStoreTest, DebounceReArmsWithinMaxWait) {
+TEST_P(ScheduleStoreTest, DebounceReArmsWithinMaxWait) {
   NewTask t = task("u1");
   t.unique_key = "img:u1";
   t.debounce = 1h;
@@ -200,7 +200,7 @@ TEST_F(ScheduleStoreTest, DebounceReArmsWithinMaxWait) {
 
 // Invariant: under concurrent re-arms from many connections, there is one live task, its
 // window's first arm is the first add's, and its deadline never passes first arm + max_wait.
-TEST_F(ScheduleStoreTest, DebounceRaceAcrossThreads) {
+TEST_P(ScheduleStoreTest, DebounceRaceAcrossThreads) {
   const Window w = arm("k");
   std::vector<std::unique_ptr<TaskStore>> conns;
   for (int i = 0; i < 4; ++i) conns.push_back(open_again());
@@ -215,7 +215,7 @@ TEST_F(ScheduleStoreTest, DebounceRaceAcrossThreads) {
 
 // Invariant: the same across processes: each child re-arms through its own connection and checks
 // after each arm that the deadline is within first arm + max_wait; one live task remains.
-TEST_F(ScheduleStoreTest, DebounceRaceAcrossProcesses) {
+TEST_P(ScheduleStoreTest, DebounceRaceAcrossProcesses) {
   const Window w = arm("proc");
   for (int status : test::run_children(4, [&](int) { return rearm(*open_again(), w, 50); }))
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
@@ -226,7 +226,7 @@ TEST_F(ScheduleStoreTest, DebounceRaceAcrossProcesses) {
 // Invariant (fairness): one creator with 50k due tasks and ten creators with one each (due
 // later than the whole backlog): with creator fairness each single task is claimed within the
 // first two batches; with group fairness the same by group; with none, in exec_time order.
-TEST_F(ScheduleStoreTest, FairClaimsServeEveryCreatorWithinTwoBatches) {
+TEST_P(ScheduleStoreTest, FairClaimsServeEveryCreatorWithinTwoBatches) {
   const auto now = ms_floor(std::chrono::system_clock::now());
   std::vector<NewTask> big;
   const int n = static_cast<int>(50'000 * std::min(1.0, test::stress_scale()));
@@ -264,7 +264,7 @@ TEST_F(ScheduleStoreTest, FairClaimsServeEveryCreatorWithinTwoBatches) {
 // cursor moves past every visited creator: with W creators holding waiting tasks, a due task of
 // any creator is claimed within ceil(W / (limit + 32)) + 1 claims, however long the backlog
 // ahead of it in exec_time order.
-TEST_F(ScheduleStoreTest, FairClaimsSweepPastCreatorsWithOnlyFutureTasks) {
+TEST_P(ScheduleStoreTest, FairClaimsSweepPastCreatorsWithOnlyFutureTasks) {
   const auto now = ms_floor(std::chrono::system_clock::now());
   std::vector<NewTask> ts;
   for (int i = 0; i < 3000; ++i) {
@@ -292,7 +292,7 @@ TEST_F(ScheduleStoreTest, FairClaimsSweepPastCreatorsWithOnlyFutureTasks) {
 
 // Invariant: fairness alternates between creators within a level, never across levels: a
 // higher level's tasks go first; and a creator's tasks come earliest first.
-TEST_F(ScheduleStoreTest, FairOrderAlternatesWithinALevel) {
+TEST_P(ScheduleStoreTest, FairOrderAlternatesWithinALevel) {
   const auto now = ms_floor(std::chrono::system_clock::now());
   for (int i = 0; i < 3; ++i) {
     for (const char* who : {"a", "b"}) {
@@ -316,7 +316,7 @@ TEST_F(ScheduleStoreTest, FairOrderAlternatesWithinALevel) {
 
 // Invariant (caps): a handler with free 0 gets no rows, one with free k at most k; other
 // handlers fill the batch; with every fairness.
-TEST_F(ScheduleStoreTest, HandlerCapsBoundClaims) {
+TEST_P(ScheduleStoreTest, HandlerCapsBoundClaims) {
   for (Fairness f : {Fairness::none, Fairness::creator, Fairness::group}) {
     for (int i = 0; i < 20; ++i) {
       store_->add(task("u" + std::to_string(i % 3), "memo"));
@@ -340,7 +340,7 @@ TEST_F(ScheduleStoreTest, HandlerCapsBoundClaims) {
 
 // Invariant (caps): a spent handler's due backlog ahead of other work does not hide the other
 // work: behind 5000 capped rows of the same creator, every other row is claimed, in every order.
-TEST_F(ScheduleStoreTest, CapsSeePastASpentBacklog) {
+TEST_P(ScheduleStoreTest, CapsSeePastASpentBacklog) {
   const auto now = ms_floor(std::chrono::system_clock::now());
   int level = 0;
   for (Fairness f : {Fairness::none, Fairness::creator, Fairness::group}) {
@@ -372,7 +372,7 @@ TEST_F(ScheduleStoreTest, CapsSeePastASpentBacklog) {
 // Invariant (limits): a Dispatcher never runs more than N tasks of a limited handler at once
 // (counted inside the handler), the limited tasks wait in the table rather than in memory, and
 // every task of every handler runs; across pool sizes.
-TEST_F(ScheduleStoreTest, DispatcherLimitsConcurrentRunsOfAHandler) {
+TEST_P(ScheduleStoreTest, DispatcherLimitsConcurrentRunsOfAHandler) {
   for (std::size_t threads : {1u, 4u, 16u}) {
     ThreadPool pool(threads);
     DispatcherOptions o;
@@ -414,7 +414,7 @@ TEST_F(ScheduleStoreTest, DispatcherLimitsConcurrentRunsOfAHandler) {
 // Invariant (fairness through the Dispatcher): behind one creator's 2000 due tasks, each of ten
 // other creators' single tasks (due later) starts within the first two claims, i.e. among the
 // first 2 * batch runs; with Fairness::none they start after the backlog.
-TEST_F(ScheduleStoreTest, DispatcherFairnessStartsSingleTasksEarly) {
+TEST_P(ScheduleStoreTest, DispatcherFairnessStartsSingleTasksEarly) {
   for (Fairness f : {Fairness::creator, Fairness::none}) {
     const auto now = ms_floor(std::chrono::system_clock::now());
     std::vector<NewTask> ts;
@@ -457,7 +457,7 @@ TEST_F(ScheduleStoreTest, DispatcherFairnessStartsSingleTasksEarly) {
 }
 
 // Invariant: bad dispatcher options are refused naming the option.
-TEST_F(ScheduleStoreTest, DispatcherRefusesBadLimits) {
+TEST_P(ScheduleStoreTest, DispatcherRefusesBadLimits) {
   ThreadPool pool(1);
   DispatcherOptions o;
   o.limits = {{"memo", 0}};
@@ -468,6 +468,9 @@ TEST_F(ScheduleStoreTest, DispatcherRefusesBadLimits) {
     EXPECT_NE(std::string(e.what()).find("limits"), std::string::npos) << e.what();
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ScheduleStoreTest, ::testing::Values(test::Backend::sqlite, test::Backend::postgres),
+                         test::backend_name);
 
 }  // namespace
 }  // namespace taskpool

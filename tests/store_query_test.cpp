@@ -19,7 +19,7 @@ using taskpool::NewTask;
 using taskpool::TaskRecord;
 using taskpool::TaskStatus;
 
-class StoreQuery : public taskpool::test::StoreFixture {
+class StoreQuery : public taskpool::test::BackendStoreFixture {
  protected:
   std::vector<std::int64_t> ids(const ListQuery& q) {
     std::vector<std::int64_t> out;
@@ -41,7 +41,7 @@ class StoreQuery : public taskpool::test::StoreFixture {
   }
 };
 
-TEST_F(StoreQuery, EachFilterSelectsExactlyItsRows) {
+TEST_P(StoreQuery, EachFilterSelectsExactlyItsRows) {
   auto now = std::chrono::system_clock::now();
   auto a = add({.creator_id = "alice", .group_id = "g1", .task_type = "memo", .payload = R"({"text": "needle"})",
                 .exec_time = now - 1h});
@@ -65,7 +65,7 @@ TEST_F(StoreQuery, EachFilterSelectsExactlyItsRows) {
   EXPECT_EQ(ids({.status = TaskStatus::failed}), (std::vector<std::int64_t>{a}));
 }
 
-TEST_F(StoreQuery, KeysetPagesCoverEveryRowOnceInBothOrders) {
+TEST_P(StoreQuery, KeysetPagesCoverEveryRowOnceInBothOrders) {
   std::vector<std::int64_t> all;
   for (int i = 0; i < 23; ++i) all.push_back(add({.task_type = i % 2 ? "odd" : "even"}));
   std::vector<std::int64_t> seen;
@@ -92,7 +92,7 @@ TEST_F(StoreQuery, KeysetPagesCoverEveryRowOnceInBothOrders) {
   EXPECT_EQ(odd, (std::vector<std::int64_t>{all[11], all[13], all[15]}));
 }
 
-TEST_F(StoreQuery, RemoveDeletesFinishedAndWaitingTasksWithTheirReportsButNotRunningOnes) {
+TEST_P(StoreQuery, RemoveDeletesFinishedAndWaitingTasksWithTheirReportsButNotRunningOnes) {
   auto done = add({.task_type = "t"});
   run_one(true, "ok");
   ASSERT_FALSE(store_->task_reports(done, 10).empty());
@@ -111,7 +111,7 @@ TEST_F(StoreQuery, RemoveDeletesFinishedAndWaitingTasksWithTheirReportsButNotRun
   EXPECT_FALSE(store_->remove(12345));
 }
 
-TEST_F(StoreQuery, BulkCallsChangeExactlyTheMatchingRows) {
+TEST_P(StoreQuery, BulkCallsChangeExactlyTheMatchingRows) {
   auto later = std::chrono::system_clock::now() + 1h;
   std::vector<std::int64_t> a, b;
   for (int i = 0; i < 5; ++i) a.push_back(add({.creator_id = "a", .task_type = "t", .exec_time = later}));
@@ -133,7 +133,7 @@ TEST_F(StoreQuery, BulkCallsChangeExactlyTheMatchingRows) {
   EXPECT_EQ(store_->task_reports(a[0], 10).size(), 1u);
 }
 
-TEST_F(StoreQuery, RetryMatchingSkipsATaskWhoseUniqueKeyIsLiveAgain) {
+TEST_P(StoreQuery, RetryMatchingSkipsATaskWhoseUniqueKeyIsLiveAgain) {
   auto first = add({.task_type = "t", .unique_key = "k"});
   ASSERT_TRUE(store_->cancel(first));
   auto second = add({.task_type = "t", .unique_key = "k"});
@@ -144,5 +144,8 @@ TEST_F(StoreQuery, RetryMatchingSkipsATaskWhoseUniqueKeyIsLiveAgain) {
   EXPECT_EQ(store_->get(first)->status, TaskStatus::cancelled);
   EXPECT_EQ(store_->get(other)->status, TaskStatus::waiting);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreQuery, ::testing::Values(taskpool::test::Backend::sqlite, taskpool::test::Backend::postgres),
+                         taskpool::test::backend_name);
 
 }  // namespace

@@ -86,6 +86,32 @@ TaskStore::CommitResult commit_runs(const std::vector<TaskStore::Completion>& it
   return out;
 }
 
+// One round of the fair order's key walk (docs/schema.md, "Fair claims"), the same in every
+// backend: visits the keys with waiting rows in ascending byte order starting with the first key
+// after `cursor`, wrapping once to the smallest key and ending before the first visited key comes
+// round again; cursor := each key as it is visited. next_key(after) gives the first key > after
+// (nullopt after: the smallest), nullopt when there is none; visit(key) returns false to stop.
+template <class NextKey, class Visit>
+void fair_round(std::optional<std::string>& cursor, NextKey&& next_key, Visit&& visit) {
+  std::optional<std::string> first, at = cursor;
+  bool wrapped = false, wrapped_after_first = false;
+  for (;;) {
+    std::optional<std::string> key = next_key(at);
+    if (!key) {  // past the last key: once more from the first
+      if (wrapped || !at) return;
+      wrapped = true;
+      wrapped_after_first = first.has_value();
+      key = next_key(std::nullopt);
+      if (!key) return;
+    }
+    if (wrapped_after_first && *key >= *first) return;  // every key visited once
+    if (!first) first = key;
+    at = key;
+    cursor = *key;  // the next claim goes on after the last key visited, so all keys get their turn
+    if (!visit(*key)) return;
+  }
+}
+
 // Unset report targets mean the creator and the creator's group (the origin's rule).
 inline const std::string& report_user(const TaskRecord& t) { return t.report_user_id.empty() ? t.creator_id : t.report_user_id; }
 inline const std::string& report_group(const TaskRecord& t) { return t.report_group_id.empty() ? t.group_id : t.report_group_id; }

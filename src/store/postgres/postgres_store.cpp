@@ -16,6 +16,8 @@
 //    (SELECT id ... due, waiting, no lease ORDER BY task_level DESC, exec_time, id FOR UPDATE
 //    SKIP LOCKED LIMIT n) RETURNING ...: concurrent claimers skip each other's rows instead of
 //    waiting, and the partial index tasks_due holds exactly the claimable rows in claim order.
+//    That is fairness `none`; creator/group fairness runs SQLite's round-robin loop (docs/schema.md
+//    "Fair claims") with its row probes FOR UPDATE SKIP LOCKED (claim_fair_locked).
 //  - Fencing: exactly as SQLite. Every later step of a run (start, renew, complete, release)
 //    matches id AND claim_token AND running; complete/release/cancel lock the row (FOR UPDATE)
 //    before deciding, so a concurrent upsert or cancel is either seen or waits (READ COMMITTED
@@ -47,6 +49,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <map>
+#include <optional>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -163,13 +167,20 @@ CREATE TRIGGER tasks_notify_update AFTER UPDATE ON tasks FOR EACH ROW
 INSERT INTO taskpool_meta (key, value) VALUES ('identity', 'taskpool');
 INSERT INTO taskpool_meta (key, value) VALUES ('version', '0');
 )sql",
+    // 1 -> 2: the fair claim's probes (docs/schema.md, "PostgreSQL"): keys of waiting rows per
+    // level in byte order (COLLATE "C", as SQLite's BINARY), each key's rows in (exec_time, id).
+    R"sql(
+CREATE INDEX tasks_fair_creator ON tasks (task_level, creator_id COLLATE "C", exec_time, id) WHERE task_status = 'waiting';
+CREATE INDEX tasks_fair_group ON tasks (task_level, group_id COLLATE "C", exec_time, id) WHERE task_status = 'waiting';
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
 #define TP_COLS                                                                                                     \
   "id, creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, task_status, "      \
   "task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, last_error, result, "         \
-  "unique_key, lease_owner, lease_until, updated_time, planned_time, claim_token, revision, report_on"
+  "unique_key, lease_owner, lease_until, updated_time, planned_time, claim_token, revision, report_on, cron, tz, " \
+  "debounce_ms, max_wait_ms, debounce_start"
 
 TaskRecord read_record(const Result& s, int row) {
   TaskRecord r;
@@ -199,6 +210,11 @@ TaskRecord read_record(const Result& s, int row) {
   r.claim_token = s.i64(row, 23);
   r.revision = s.i64(row, 24);
   if (auto v = s.opt_text(row, 25)) r.report_on = parse_report_on(*v);
+  if (auto v = s.opt_text(row, 26)) r.cron = *v;
+  if (auto v = s.opt_text(row, 27)) r.tz = *v;
+  if (auto v = s.opt_i64(row, 28)) r.debounce = std::chrono::milliseconds(*v);
+  if (auto v = s.opt_i64(row, 29)) r.max_wait = std::chrono::milliseconds(*v);
+  if (auto v = s.opt_i64(row, 30)) r.debounce_start = from_ms(std::clamp<std::int64_t>(*v, 0, kMaxTimeMs));
   return r;
 }
 
@@ -209,7 +225,10 @@ enum Q {
   kReports, kAck, kPruneTasks, kPruneReports, kCounts, kUnacked,
   // Contract methods not yet on TaskStore (see the class).
   kClaimCapped, kMatchIds, kRetryGuarded, kRemoveTask, kRemoveReports, kTryLead, kRemoveNode, kResign,
-  kHeartbeat, kDropStaleNodes, kNodes, kQueryCount
+  kHeartbeat, kDropStaleNodes, kNodes,
+  // Schedules and the HTTP API's reads.
+  kNow, kListDesc, kMatchIdsDesc, kTaskReports, kFairFirst, kFairNext, kFairRows, kFairFirstGroup, kFairNextGroup,
+  kFairRowsGroup, kFlip, kQueryCount
 };
 
 // What a ListQuery selects ($1 status, $2 handler, $3 creator, $4 group, $5 text, $6 due_before,
@@ -221,23 +240,54 @@ enum Q {
   "strpos(coalesce(last_error, ''), $5::text) > 0) AND ($6::bigint IS NULL OR exec_time < $6::bigint) AND "         \
   "($7::bigint IS NULL OR exec_time >= $7::bigint) AND id > $8::bigint AND ($9::bigint = 0 OR id < $9::bigint)"
 
+// The exec_time an upsert gives a live row (kInsert's comment).
+#define TP_DEBOUNCED_TIME                                                                                    \
+  "(CASE WHEN excluded.debounce_ms IS NOT NULL AND excluded.max_wait_ms IS NOT NULL AND tasks.task_status = " \
+  "'waiting' AND tasks.debounce_start IS NOT NULL THEN least(excluded.exec_time, tasks.debounce_start + "     \
+  "excluded.max_wait_ms) ELSE excluded.exec_time END)"
+
+// The fair claim's probes for one key column (docs/schema.md, "Fair claims"), in byte order of
+// the key (COLLATE "C", as SQLite's BINARY), each a seek in tasks_fair_creator / tasks_fair_group:
+// the first key with waiting rows at level $1; the first one after $2; and key $2's earliest
+// claimable rows of handlers whose cap is not spent ($3), locked ($4: how many; claimers on
+// other connections skip each other's rows).
+#define TP_FAIR(key)                                                                                        \
+  "SELECT " key " FROM tasks WHERE task_status = 'waiting' AND task_level = $1 ORDER BY " key               \
+  " COLLATE \"C\" LIMIT 1",                                                                                 \
+      "SELECT " key " FROM tasks WHERE task_status = 'waiting' AND task_level = $1 AND " key               \
+      " COLLATE \"C\" > $2::text COLLATE \"C\" ORDER BY " key " COLLATE \"C\" LIMIT 1",                        \
+      "SELECT id, " TP_HANDLER " FROM tasks WHERE task_status = 'waiting' AND task_level = $1 AND " key      \
+      " COLLATE \"C\" = $2::text COLLATE \"C\" AND lease_owner IS NULL AND exec_time <= " TP_NOW_MS            \
+      " AND NOT " TP_HANDLER " = ANY($3::text[]) ORDER BY exec_time, id FOR UPDATE SKIP LOCKED LIMIT $4"
+
 // The claimable rows, as a WHERE clause over `tasks`.
 #define TP_DUE "task_status = 'waiting' AND lease_owner IS NULL AND exec_time <= " TP_NOW_MS
+#define TP_DUE_UPTO TP_DUE " AND task_level <= $6::int"
 #define TP_HANDLER "coalesce(nullif(exec_task, ''), task_type)"
 
 
 const char* const kSql[kQueryCount] = {
     // kInsert: the latest upsert wins (see SQLite's design note and docs/schema.md invariant 4).
+    // $15 cron, $16 tz, $17 debounce_ms, $18 max_wait_ms. Debounce (one statement, so race-free
+    // across nodes; docs/schema.md "Debounce"): a new task is due at now + debounce and opens its
+    // window now; a waiting row in a window moves to least(now + debounce, debounce_start +
+    // max_wait) and keeps its window; otherwise (a running row, or no window yet) a new window.
     "INSERT INTO tasks (creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, "
     "task_status, task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, unique_key, "
-    "updated_time, report_on) VALUES ($1, $2, $3, $4, $5, $6, " TP_NOW_MS ", coalesce($7::bigint, " TP_NOW_MS
-    "), 'waiting', $8, $9, $10, $11, 0, $12, $13, " TP_NOW_MS ", $14) "
+    "updated_time, report_on, cron, tz, debounce_ms, max_wait_ms, debounce_start) VALUES ($1, $2, $3, $4, $5, $6, "
+    TP_NOW_MS ", CASE WHEN $17::bigint IS NOT NULL THEN " TP_NOW_MS " + $17::bigint ELSE coalesce($7::bigint, "
+    TP_NOW_MS ") END, 'waiting', $8, $9, $10, $11, 0, $12, $13, " TP_NOW_MS ", $14, $15, $16, $17::bigint, "
+    "$18::bigint, CASE WHEN $17::bigint IS NULL THEN NULL ELSE " TP_NOW_MS " END) "
     "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND task_status IN ('waiting', 'running') "
-    "DO UPDATE SET revision = tasks.revision + CASE WHEN tasks.exec_time IS DISTINCT FROM excluded.exec_time OR "
-    "tasks.payload IS DISTINCT FROM excluded.payload THEN 1 ELSE 0 END, "
+    "DO UPDATE SET revision = tasks.revision + CASE WHEN tasks.exec_time IS DISTINCT FROM " TP_DEBOUNCED_TIME
+    " OR tasks.payload IS DISTINCT FROM excluded.payload THEN 1 ELSE 0 END, "
     "attempts = CASE WHEN tasks.task_status = 'waiting' THEN 0 ELSE tasks.attempts END, "
     "planned_time = CASE WHEN tasks.task_status = 'waiting' THEN NULL ELSE tasks.planned_time END, "
-    "exec_time = excluded.exec_time, payload = excluded.payload, task_level = excluded.task_level, "
+    "debounce_start = CASE WHEN excluded.debounce_ms IS NULL THEN NULL "
+    "WHEN tasks.task_status = 'waiting' AND tasks.debounce_start IS NOT NULL THEN tasks.debounce_start "
+    "ELSE excluded.debounce_start END, "
+    "exec_time = " TP_DEBOUNCED_TIME ", payload = excluded.payload, task_level = excluded.task_level, "
+    "debounce_ms = excluded.debounce_ms, max_wait_ms = excluded.max_wait_ms, "
     "updated_time = excluded.updated_time RETURNING id",
     // kGet, kGetForUpdate, kList
     "SELECT " TP_COLS " FROM tasks WHERE id = $1",
@@ -251,11 +301,11 @@ const char* const kSql[kQueryCount] = {
     // kRetry
     "UPDATE tasks SET task_status = 'waiting', exec_time = " TP_NOW_MS ", planned_time = NULL, attempts = 0, "
     "last_error = NULL, updated_time = " TP_NOW_MS " WHERE id = $1 AND task_status IN ('done', 'failed', 'cancelled')",
-    // kClaim ($1 owner, $2 lease ms, $3 limit)
+    // kClaim ($1 owner, $2 lease ms, $3 limit, $4 the highest level to take)
     "UPDATE tasks SET task_status = 'running', lease_owner = $1, lease_until = " TP_NOW_MS " + $2::bigint, "
     "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id IN (SELECT id FROM tasks "
     "WHERE task_status = 'waiting' AND lease_owner IS NULL AND exec_time <= " TP_NOW_MS " "
-    "ORDER BY task_level DESC, exec_time, id FOR UPDATE SKIP LOCKED LIMIT $3) RETURNING " TP_COLS,
+    "AND task_level <= $4::int ORDER BY task_level DESC, exec_time, id FOR UPDATE SKIP LOCKED LIMIT $3) RETURNING " TP_COLS,
     // kStart, kRenew, kHeld: each matches the claim's token.
     "UPDATE tasks SET attempts = attempts + 1 WHERE id = $1 AND claim_token = $2 AND task_status = 'running' "
     "RETURNING attempts",
@@ -269,7 +319,7 @@ const char* const kSql[kQueryCount] = {
     "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND claim_token = $2",
     "UPDATE tasks SET task_status = $1, exec_time = $2, attempts = $3, result = coalesce($4, result), "
     "last_error = $5, planned_time = $6, lease_owner = NULL, lease_until = NULL, updated_time = " TP_NOW_MS
-    " WHERE id = $7",
+    ", debounce_start = CASE WHEN $8::boolean THEN NULL ELSE debounce_start END WHERE id = $7",
     "UPDATE tasks SET task_status = 'waiting', attempts = greatest(attempts - $1::integer, 0), lease_owner = NULL, "
     "lease_until = NULL, updated_time = " TP_NOW_MS " WHERE id = $2",
     // kLeaseOwners, kRecoverRunning, kRecoverEnded ($1 dead owners, $2 alive owners)
@@ -295,17 +345,17 @@ const char* const kSql[kQueryCount] = {
     // kCounts, kUnacked
     "SELECT task_status, count(*) FROM tasks GROUP BY task_status",
     "SELECT count(*) FROM reports WHERE acked_time IS NULL",
-    // kClaimCapped ($1 owner, $2 lease, $3 limit, $4 capped handlers, $5 their free slots): the
+    // kClaimCapped ($1 owner, $2 lease, $3 limit, $4 capped handlers, $5 their free slots, $6 the highest level to take): the
     // candidates are the first $3 rows of uncapped handlers plus, per capped handler, its first
     // `free` rows; the claim takes the first $3 of them in claim order that it can lock. A
     // handler never gets more than its free slots.
     "UPDATE tasks SET task_status = 'running', lease_owner = $1, lease_until = " TP_NOW_MS " + $2::bigint, "
-    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id IN (SELECT id FROM tasks WHERE " TP_DUE
+    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id IN (SELECT id FROM tasks WHERE " TP_DUE_UPTO
     " AND id IN (SELECT c.id FROM ("
-    "(SELECT id, task_level, exec_time FROM tasks WHERE " TP_DUE " AND NOT " TP_HANDLER " = ANY($4::text[]) "
+    "(SELECT id, task_level, exec_time FROM tasks WHERE " TP_DUE_UPTO " AND NOT " TP_HANDLER " = ANY($4::text[]) "
     "ORDER BY task_level DESC, exec_time, id LIMIT $3) UNION ALL "
     "(SELECT x.id, x.task_level, x.exec_time FROM unnest($4::text[], $5::bigint[]) AS cap(h, free), LATERAL "
-    "(SELECT id, task_level, exec_time FROM tasks WHERE " TP_DUE " AND " TP_HANDLER " = cap.h "
+    "(SELECT id, task_level, exec_time FROM tasks WHERE " TP_DUE_UPTO " AND " TP_HANDLER " = cap.h "
     "ORDER BY task_level DESC, exec_time, id LIMIT least(cap.free, $3::bigint)) AS x)) AS c "
     "ORDER BY c.task_level DESC, c.exec_time, c.id LIMIT $3) "
     "ORDER BY task_level DESC, exec_time, id FOR UPDATE SKIP LOCKED LIMIT $3) RETURNING " TP_COLS,
@@ -338,7 +388,24 @@ const char* const kSql[kQueryCount] = {
     "started = excluded.started, heartbeat = excluded.heartbeat",
     // kDropStaleNodes ($1 max age ms), kNodes
     "DELETE FROM nodes WHERE heartbeat < " TP_NOW_MS " - $1::bigint",
-    "SELECT owner, host, pid, threads, busy, queued, in_flight, paused, started, heartbeat FROM nodes ORDER BY owner",
+    "SELECT owner, host, pid, threads, busy, queued, in_flight, paused, started, heartbeat FROM nodes "
+    "WHERE heartbeat >= " TP_NOW_MS " - $1::bigint ORDER BY owner",
+    // kNow: the database clock (a cron task's first instant).
+    "SELECT " TP_NOW_MS,
+    // kListDesc, kMatchIdsDesc: kList and kMatchIds newest first.
+    "SELECT " TP_COLS " FROM tasks WHERE " TP_LIST_FILTER " ORDER BY id DESC LIMIT $10",
+    "SELECT id FROM tasks WHERE " TP_LIST_FILTER " AND task_status = ANY($11::text[]) ORDER BY id DESC LIMIT $10 "
+    "FOR UPDATE",
+    // kTaskReports: one task's newest reports first.
+    "SELECT id, task_id, report_user_id, report_group_id, status, result, error, created_time, acked_time "
+    "FROM reports WHERE task_id = $1 ORDER BY id DESC LIMIT $2",
+    // kFairFirst/kFairNext/kFairRows by creator_id, then the same three by group_id (TP_FAIR).
+    TP_FAIR("creator_id"),
+    TP_FAIR("group_id"),
+    // kFlip ($1 owner, $2 lease, $3 ids): the rows a fair claim picked (and locked) become running.
+    "UPDATE tasks SET task_status = 'running', lease_owner = $1, lease_until = " TP_NOW_MS " + $2::bigint, "
+    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id = ANY($3::bigint[]) AND "
+    "task_status = 'waiting' RETURNING " TP_COLS,
 };
 
 void default_log(const std::string& line) { std::fprintf(stderr, "taskpool: %s\n", line.c_str()); }
@@ -373,7 +440,7 @@ class PostgresTaskStore final : public TaskStore {
     validate(t);
     detail::MutexLock lk(mu_);
     Tx tx(*this);
-    const std::int64_t id = insert_locked(t);
+    const std::int64_t id = insert_locked(t, exec_time_locked(t));
     tx.commit();
     return id;
   }
@@ -385,7 +452,7 @@ class PostgresTaskStore final : public TaskStore {
     Tx tx(*this);
     Batch ps;
     ps.reserve(ts.size());
-    for (const NewTask& t : ts) ps.emplace_back(kInsert, insert_params(t));
+    for (const NewTask& t : ts) ps.emplace_back(kInsert, insert_params(t, exec_time_locked(t)));
     std::vector<std::int64_t> ids;
     ids.reserve(ts.size());
     try {
@@ -411,7 +478,7 @@ class PostgresTaskStore final : public TaskStore {
     PGconn* c = conn_locked();
     Params p = list_params(q);
     auto v = p.values();
-    if (!PQsendQueryPrepared(c, name(kList).c_str(), p.size(), v.data(), nullptr, nullptr, 0)) {
+    if (!PQsendQueryPrepared(c, name(q.newest_first ? kListDesc : kList).c_str(), p.size(), v.data(), nullptr, nullptr, 0)) {
       lost_if_bad_locked();
       throw StoreError(pg::one_line(std::string("taskpool store: ") + PQerrorMessage(c), uri_));
     }
@@ -485,31 +552,31 @@ class PostgresTaskStore final : public TaskStore {
     }
   }
 
+  // Levels strictly by priority, 9 first; within a level the fair order while the probe budget
+  // lasts (docs/schema.md, "Fair claims": the loop of SQLite's claim_fair_locked, its probes
+  // locking their rows FOR UPDATE SKIP LOCKED), then the plain order (River's query) for the
+  // rest of that level and the lower ones. One transaction: a failure claims nothing.
   std::vector<TaskRecord> claim_due(const ClaimRequest& req) override {
     detail::MutexLock lk(mu_);
-    std::vector<TaskRecord> out;
-    if (req.limit == 0) return out;
-    // Fairness: claim order only until the fair order is specified (docs/schema.md, [sched]).
-    Params p;
-    p.add(req.owner).add(static_cast<std::int64_t>(req.lease.count())).add(static_cast<std::int64_t>(req.limit));
-    if (!req.caps.empty()) {
-      std::vector<std::string> handlers, free;
-      for (const auto& c : req.caps) {
-        handlers.push_back(c.handler);
-        free.push_back(std::to_string(c.free));
-      }
-      p.add(pg::text_array(handlers)).add(pg::text_array(free));
+    if (req.limit == 0) return {};
+    Tx tx(*this);
+    Claim c{req, {}, {}, {}, 0};
+    for (const auto& cap : req.caps) {
+      auto [it, fresh] = c.left.emplace(cap.handler, cap.free);
+      if (!fresh) it->second = std::min(it->second, cap.free);  // a handler named twice: the smaller cap
     }
-    Result r = run_locked(req.caps.empty() ? kClaim : kClaimCapped, p);
-    out.reserve(static_cast<std::size_t>(r.rows()));
-    for (int i = 0; i < r.rows(); ++i) {
-      out.push_back(read_record(r, i));
-      TaskRecord& t = out.back();
-      if (t.planned_time) t.exec_time = *t.planned_time;  // the run's planned time, not the retry's
-    }
-    if (!out.empty()) writes_.fetch_add(1);
-    sort_claim_order(out);  // RETURNING yields rows in no promised order
-    return out;
+    int level = kMaxTaskLevel;
+    if (req.fairness != Fairness::none)
+      for (; level >= kMinTaskLevel && !c.full(); --level)
+        if (!claim_fair_locked(c, level)) break;  // the probe budget ran out: the plain order from here
+    if (!c.full() && level >= kMinTaskLevel) claim_plain_locked(c, level);
+    if (c.out.empty()) return {};  // nothing written: the transaction rolls back
+    tx.commit();
+    writes_.fetch_add(1);
+    std::stable_sort(c.out.begin(), c.out.end(), [&](const TaskRecord& x, const TaskRecord& y) {
+      return c.order.at(x.id) < c.order.at(y.id);
+    });
+    return std::move(c.out);
   }
 
   std::vector<bool> start_runs(const std::vector<TaskRecord*>& claims) override {
@@ -660,7 +727,16 @@ class PostgresTaskStore final : public TaskStore {
 
   std::vector<Report> reports(bool unacked_only, std::size_t limit) override {
     detail::MutexLock lk(mu_);
-    Result s = run_locked(kReports, Params().add(unacked_only).add(static_cast<std::int64_t>(limit)));
+    return read_reports(run_locked(kReports, Params().add(unacked_only).add(clamp_limit(limit))));
+  }
+
+  std::vector<Report> task_reports(std::int64_t task_id, std::size_t limit) override {
+    detail::MutexLock lk(mu_);
+    return read_reports(run_locked(kTaskReports, Params().add(task_id).add(clamp_limit(limit))));
+  }
+
+  static std::int64_t clamp_limit(std::size_t n) { return static_cast<std::int64_t>(std::min<std::size_t>(n, INT64_MAX)); }
+  static std::vector<Report> read_reports(const Result& s) {
     std::vector<Report> out;
     for (int i = 0; i < s.rows(); ++i) {
       Report r;
@@ -724,6 +800,7 @@ class PostgresTaskStore final : public TaskStore {
   // the leader row with a TTL: true while `owner` holds it (taken when free,
   // expired on the database clock, or already its own; renewed by each call).
   bool try_lead(std::string_view owner, std::chrono::milliseconds ttl) override {
+    if (ttl.count() <= 0) throw std::invalid_argument("try_lead: ttl must be positive");
     detail::MutexLock lk(mu_);
     return run_locked(kTryLead, Params().add(owner).add(static_cast<std::int64_t>(ttl.count()))).rows() == 1;
   }
@@ -746,9 +823,11 @@ class PostgresTaskStore final : public TaskStore {
   // live nodes (heartbeat within max_age); older rows are deleted.
   std::vector<NodeInfo> nodes(std::chrono::milliseconds max_age) override {
     detail::MutexLock lk(mu_);
+    // A read-only store only leaves the old rows out.
     Tx tx(*this);
-    run_locked(kDropStaleNodes, Params().add(static_cast<std::int64_t>(max_age.count())));
-    Result r = run_locked(kNodes, Params());
+    const auto age = static_cast<std::int64_t>(max_age.count());
+    if (!opts_.read_only) run_locked(kDropStaleNodes, Params().add(age));
+    Result r = run_locked(kNodes, Params().add(age));
     tx.commit();
     std::vector<NodeInfo> out;
     for (int i = 0; i < r.rows(); ++i) {
@@ -978,10 +1057,20 @@ class PostgresTaskStore final : public TaskStore {
     return any;
   }
 
-  static Params insert_params(const NewTask& t) {
+  // The exec_time to insert: t.exec_time; a cron task without one: its schedule's first instant
+  // after now on the database clock (one round trip, then cached for the rest of the call's
+  // transaction: now() is the transaction's start); nullopt: now (or now + debounce, in SQL).
+  std::optional<std::int64_t> exec_time_locked(const NewTask& t) TP_REQUIRES(mu_) {
+    if (t.exec_time) return to_ms(*t.exec_time);
+    if (t.cron.empty() || t.debounce) return std::nullopt;
+    const std::int64_t now = run_locked(kNow, Params()).i64(0, 0);
+    return std::min(to_ms(first_occurrence(t.cron, t.tz, from_ms(now))), kMaxTimeMs - 1);
+  }
+
+  static Params insert_params(const NewTask& t, std::optional<std::int64_t> exec_time) {
     Params p;
     p.add(t.creator_id).add(t.group_id).add(t.task_type).add(t.by_plugin).add(t.exec_task).add(t.payload);
-    if (t.exec_time) p.add(to_ms(*t.exec_time));
+    if (exec_time && !t.debounce) p.add(*exec_time);
     else p.add_null();
     p.add(t.task_level).add(t.report_user_id).add(t.report_group_id);
     if (t.repeat_every) p.add(static_cast<std::int64_t>(t.repeat_every->count()));
@@ -991,6 +1080,12 @@ class PostgresTaskStore final : public TaskStore {
     else p.add(t.unique_key);
     if (t.report_on) p.add(to_string(*t.report_on));
     else p.add_null();
+    if (t.cron.empty()) p.add_null().add_null();
+    else p.add(t.cron).add(t.tz);
+    if (t.debounce) p.add(static_cast<std::int64_t>(t.debounce->count()));
+    else p.add_null();
+    if (t.max_wait) p.add(static_cast<std::int64_t>(t.max_wait->count()));
+    else p.add_null();
     return p;
   }
   // The server's JSON parser refused a payload that validate() let through: bad input, not storage.
@@ -998,9 +1093,9 @@ class PostgresTaskStore final : public TaskStore {
     if (e.sqlstate() == "22P02" || e.sqlstate() == "22032") throw std::invalid_argument("payload is not valid JSON");
   }
 
-  std::int64_t insert_locked(const NewTask& t) TP_REQUIRES(mu_) {
+  std::int64_t insert_locked(const NewTask& t, std::optional<std::int64_t> exec_time) TP_REQUIRES(mu_) {
     try {
-      Result r = run_locked(kInsert, insert_params(t));
+      Result r = run_locked(kInsert, insert_params(t, exec_time));
       if (r.rows() != 1) throw StoreError("taskpool store: insert returned no id");
       return r.i64(0, 0);
     } catch (const pg::PgError& e) {
@@ -1115,13 +1210,146 @@ class PostgresTaskStore final : public TaskStore {
                                           .add(e.result)
                                           .add(e.error)
                                           .add(e.planned_time)
-                                          .add(claimed.id));
+                                          .add(claimed.id)
+                                          .add(e.ends_debounce_window));
       if (e.report && writes_report(claimed, *e.report))
         writes.emplace_back(kReport, report_params(claimed, *e.report, e.result, e.error));
       out.recorded[i] = true;
     }
     run_pipelined_locked(writes);
     return out;
+  }
+
+  // One claim in progress (claim_due): what is taken, what each capped handler may still take.
+  struct Claim {
+    const ClaimRequest& req;
+    std::vector<TaskRecord> out;                            // flipped to running, in no order yet
+    std::map<std::int64_t, std::size_t> order;             // id -> position in the claim order
+    std::map<std::string, std::size_t, std::less<>> left;  // capped handler -> rows it may still take
+    std::size_t misses = 0;                                 // fair probes that took nothing
+    bool full() const { return out.size() >= req.limit; }
+    std::vector<std::string> spent() const {
+      std::vector<std::string> v;
+      for (const auto& [h, n] : left)
+        if (n == 0) v.push_back(h);
+      return v;
+    }
+  };
+  // Beyond this many probes that take nothing (keys with waiting but no claimable rows), a claim
+  // goes on in the plain order: its cost stays O(limit + kFairSlack) probes (as SQLite's).
+  static constexpr std::size_t kFairSlack = 32;
+
+  // Flips `ids` (picked and locked by this transaction) to running under the claim.
+  void flip_locked(Claim& c, const std::vector<std::int64_t>& ids) TP_REQUIRES(mu_) {
+    if (ids.empty()) return;
+    std::vector<std::string> txt;
+    for (std::int64_t id : ids) txt.push_back(std::to_string(id));
+    Result r = run_locked(kFlip, Params()
+                                     .add(c.req.owner)
+                                     .add(static_cast<std::int64_t>(c.req.lease.count()))
+                                     .add(pg::text_array(txt)));
+    for (std::int64_t id : ids) c.order.emplace(id, c.order.size());
+    for (int i = 0; i < r.rows(); ++i) {
+      c.out.push_back(read_record(r, i));
+      TaskRecord& t = c.out.back();
+      if (t.planned_time) t.exec_time = *t.planned_time;  // the run's planned time, not the retry's
+    }
+  }
+
+  // Up to `n` of key's earliest claimable rows at `level` (not of spent handlers), picked into
+  // `ids` (not yet flipped); how many.
+  std::size_t take_key_locked(Claim& c, int f, int level, const std::string& key, std::size_t n,
+                              std::vector<std::int64_t>& ids) TP_REQUIRES(mu_) {
+    Result r = run_locked(f ? kFairRowsGroup : kFairRows, Params()
+                                                              .add(level)
+                                                              .add(key)
+                                                              .add(pg::text_array(c.spent()))
+                                                              .add(static_cast<std::int64_t>(n)));
+    std::size_t took = 0;
+    for (int i = 0; i < r.rows(); ++i) {
+      const std::string h = r.text(i, 1);
+      auto it = c.left.find(h);
+      if (it != c.left.end()) {
+        if (it->second == 0) continue;  // spent by an earlier row of this probe (left locked, unclaimed)
+        --it->second;
+      }
+      ids.push_back(r.i64(i, 0));
+      ++took;
+    }
+    return took;
+  }
+
+  std::optional<std::string> next_key_locked(int f, int level, const std::optional<std::string>& after) TP_REQUIRES(mu_) {
+    Result r = after ? run_locked(f ? kFairNextGroup : kFairNext, Params().add(level).add(*after))
+                     : run_locked(f ? kFairFirstGroup : kFairFirst, Params().add(level));
+    if (r.rows() == 0) return std::nullopt;
+    return r.text(0, 0);
+  }
+
+  // SQLite's claim_fair_locked, probe for probe: rounds over the keys with waiting rows at
+  // `level` in key order, starting after the level's cursor and wrapping once; each round takes
+  // every key's earliest claimable row. A round in which only one key gave a row ends the level
+  // with the rest from that key. False when the probe budget ran out.
+  bool claim_fair_locked(Claim& c, int level) TP_REQUIRES(mu_) {
+    const int f = c.req.fairness == Fairness::group ? 1 : 0;
+    std::optional<std::string>& cursor = fair_cursor_[f][level];
+    while (!c.full()) {
+      std::vector<std::string> gave;  // keys that gave a row this round
+      std::vector<std::int64_t> ids;
+      bool out_of_budget = false;
+      fair_round(
+          cursor, [&](const std::optional<std::string>& after) TP_NO_THREAD_SAFETY_ANALYSIS { return next_key_locked(f, level, after); },
+          [&](const std::string& key) TP_NO_THREAD_SAFETY_ANALYSIS {
+            if (take_key_locked(c, f, level, key, 1, ids) == 1) {
+              gave.push_back(key);
+              return c.out.size() + ids.size() < c.req.limit;
+            }
+            out_of_budget = ++c.misses > c.req.limit + kFairSlack;
+            return !out_of_budget;
+          });
+      if (out_of_budget) {
+        flip_locked(c, ids);
+        return false;
+      }
+      flip_locked(c, ids);  // taken rows leave the waiting index: the next round sees the rest
+      if (gave.empty() || c.full()) break;
+      if (gave.size() == 1) {  // no other key has a claimable row: the rest comes from this one
+        std::vector<std::int64_t> rest;
+        take_key_locked(c, f, level, gave[0], c.req.limit - c.out.size(), rest);
+        flip_locked(c, rest);
+        break;
+      }
+    }
+    return true;
+  }
+
+  // The plain order (River's query; with caps, kClaimCapped) over the levels <= `level`.
+  void claim_plain_locked(Claim& c, int level) TP_REQUIRES(mu_) {
+    Params p;
+    p.add(c.req.owner)
+        .add(static_cast<std::int64_t>(c.req.lease.count()))
+        .add(static_cast<std::int64_t>(c.req.limit - c.out.size()));
+    if (!c.left.empty()) {
+      std::vector<std::string> handlers, free;
+      for (const auto& [h, n] : c.left) {
+        handlers.push_back(h);
+        free.push_back(std::to_string(n));
+      }
+      p.add(pg::text_array(handlers)).add(pg::text_array(free));
+    }
+    p.add(level);
+    Result r = run_locked(c.left.empty() ? kClaim : kClaimCapped, p);
+    std::vector<TaskRecord> got;
+    for (int i = 0; i < r.rows(); ++i) {
+      got.push_back(read_record(r, i));
+      TaskRecord& t = got.back();
+      if (t.planned_time) t.exec_time = *t.planned_time;  // the run's planned time, not the retry's
+    }
+    sort_claim_order(got);  // RETURNING yields rows in no promised order
+    for (TaskRecord& t : got) {
+      c.order.emplace(t.id, c.order.size());
+      c.out.push_back(std::move(t));
+    }
   }
 
   bool cancel_locked(std::int64_t id) TP_REQUIRES(mu_) {
@@ -1147,15 +1375,18 @@ class PostgresTaskStore final : public TaskStore {
     return n;
   }
 
-  // $1..$10 of TP_LIST_FILTER and the limit. (ListQuery's [http] fields — handler, creator_id,
-  // group_id, text, due_before/due_after, after_id, before_id, newest_first — bind here when the
-  // merge adds them; until then they match anything.)
+  // $1..$9 of TP_LIST_FILTER and the limit ($10).
   static Params list_params(const ListQuery& q) {
     Params p;
     if (q.status) p.add(to_string(*q.status));
     else p.add_null();
-    p.add("").add("").add("").add("").add_null().add_null().add(std::int64_t{0}).add(std::int64_t{0});
-    p.add(static_cast<std::int64_t>(q.limit));
+    p.add(q.handler).add(q.creator_id).add(q.group_id).add(q.text);
+    if (q.due_before) p.add(to_ms(*q.due_before));
+    else p.add_null();
+    if (q.due_after) p.add(to_ms(*q.due_after));
+    else p.add_null();
+    p.add(std::max<std::int64_t>(q.after_id, 0)).add(std::max<std::int64_t>(q.before_id, 0));
+    p.add(static_cast<std::int64_t>(std::min<std::size_t>(q.limit, INT64_MAX)));
     return p;
   }
 
@@ -1164,7 +1395,7 @@ class PostgresTaskStore final : public TaskStore {
       TP_REQUIRES(mu_) {
     Params p = list_params(q);
     p.add(pg::text_array(statuses));
-    Result r = run_locked(kMatchIds, p);
+    Result r = run_locked(q.newest_first ? kMatchIdsDesc : kMatchIds, p);
     std::vector<std::int64_t> ids;
     for (int i = 0; i < r.rows(); ++i) ids.push_back(r.i64(i, 0));
     return ids;
@@ -1207,6 +1438,9 @@ class PostgresTaskStore final : public TaskStore {
   steady::time_point listen_retry_ TP_GUARDED_BY(listen_mu_){};
   std::chrono::milliseconds listen_backoff_ TP_GUARDED_BY(listen_mu_){0};
   std::uint64_t seen_writes_ TP_GUARDED_BY(listen_mu_) = 0;
+
+  // The fair claim's cursor per (creator/group, level): the key the previous claim visited last.
+  std::optional<std::string> fair_cursor_[2][kMaxTaskLevel + 1] TP_GUARDED_BY(mu_);
 
   std::atomic<std::uint64_t> interrupts_{0};  // bumped by interrupt_wait
   std::atomic<std::uint64_t> writes_{0};      // bumped by this store's committed writes

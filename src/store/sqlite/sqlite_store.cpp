@@ -1303,28 +1303,20 @@ class SqliteTaskStore final : public TaskStore {
     std::optional<std::string>& cursor = fair_cursor_[f][level];
     while (!c.full()) {
       std::vector<std::string> gave;  // keys that gave a row this round
-      std::optional<std::string> first, at = cursor;
-      bool wrapped = false, wrapped_after_first = false;
-      for (;;) {
-        auto key = next_key_locked(f, level, at);
-        if (!key) {  // past the last key: once more from the first
-          if (wrapped || !at) break;
-          wrapped = true;
-          wrapped_after_first = first.has_value();
-          key = next_key_locked(f, level, std::nullopt);
-          if (!key) break;
-        }
-        if (wrapped_after_first && *key >= *first) break;  // every key visited once
-        if (!first) first = key;
-        at = key;
-        cursor = *key;  // the next claim goes on after the last key visited, so all keys get their turn
-        if (take_key_locked(c, f, level, *key, 1) == 1) {
-          gave.push_back(*key);
-          if (c.full()) break;
-        } else if (++c.misses > c.req.limit + kFairSlack) {
-          flip_locked(c);
-          return false;
-        }
+      bool out_of_budget = false;
+      fair_round(
+          cursor, [&](const std::optional<std::string>& after) TP_NO_THREAD_SAFETY_ANALYSIS { return next_key_locked(f, level, after); },
+          [&](const std::string& key) TP_NO_THREAD_SAFETY_ANALYSIS {
+            if (take_key_locked(c, f, level, key, 1) == 1) {
+              gave.push_back(key);
+              return !c.full();
+            }
+            out_of_budget = ++c.misses > c.req.limit + kFairSlack;
+            return !out_of_budget;
+          });
+      if (out_of_budget) {
+        flip_locked(c);
+        return false;
       }
       flip_locked(c);  // taken rows leave the index: the next round's keys are those with rows left
       if (gave.empty() || c.full()) break;
