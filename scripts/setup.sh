@@ -17,7 +17,7 @@ TASKPOOL_PACKAGES=(
 # scripts/test only: the Clang build (thread-safety analysis) and the libFuzzer targets; the
 # PostgreSQL server for the throwaway test cluster; Chromium for the dashboard's browser test
 # (playwright-core drives it, installed by `npm ci` from tests/browser/package-lock.json).
-TASKPOOL_TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev postgresql chromium nodejs npm)
+TASKPOOL_TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev postgresql chromium nodejs)
 
 install_packages() {
   local missing=()
