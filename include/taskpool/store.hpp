@@ -252,16 +252,21 @@ class TaskStore {
   // upsert changed the task during the run (revision), it waits for its new time instead. False
   // if the claim is no longer held (the outcome is not recorded; the row's lease is cleared if
   // it still names this claim, acknowledging that the run ended).
-  virtual bool complete(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) = 0;
+  bool complete(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) {
+    return commit({{&claimed, outcome}}, retry, {}).recorded[0];
+  }
   // complete() for many runs in one transaction (group commit); result[i] is complete()'s answer
   // for items[i]. On an exception nothing is recorded and the call may be repeated.
   struct Completion {
     const TaskRecord* claimed;
     RunResult outcome;
   };
-  virtual std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) = 0;
+  std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) {
+    return commit(items, retry, {}).recorded;
+  }
   // complete_batch(items) and start_runs(start) in one transaction: a dispatcher recording the
   // runs that just freed workers starts the claims those workers take next in the same commit.
+  // (complete and complete_batch are this call; a backend implements only this one.)
   struct CommitResult {
     std::vector<bool> recorded, started;
   };

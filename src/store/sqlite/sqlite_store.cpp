@@ -426,18 +426,6 @@ class SqliteTaskStore final : public TaskStore {
     return out;
   }
 
-  bool complete(const TaskRecord& claimed, const RunResult& outcome, const RetryPolicy& retry) override {
-    detail::MutexLock lk(mu_);
-    Tx tx(*this);
-    bool ok = complete_locked(claimed, outcome, retry);
-    tx.commit();
-    return ok;
-  }
-
-  std::vector<bool> complete_batch(const std::vector<Completion>& items, const RetryPolicy& retry) override {
-    return commit(items, retry, {}).recorded;
-  }
-
   CommitResult commit(const std::vector<Completion>& items, const RetryPolicy& retry,
                       const std::vector<TaskRecord*>& start) override {
     detail::MutexLock lk(mu_);
