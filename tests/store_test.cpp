@@ -491,6 +491,14 @@ TEST_P(StoreTest, WaitForChangeSeesOtherConnections) {
   });
   EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now() + 60s));
   writer.join();
+  // A batch (PostgreSQL: one bulk statement, a statement-level trigger) wakes waiters too.
+  store_->wait_for_change(std::chrono::steady_clock::now());
+  std::thread batcher([&] {
+    std::this_thread::sleep_for(20ms);
+    other->add_batch(std::vector<NewTask>(50, memo()));
+  });
+  EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now() + 60s));
+  batcher.join();
 }
 
 // Invariant: this connection's own single-statement writes count as changes too (the dispatcher
