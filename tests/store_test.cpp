@@ -74,6 +74,112 @@ TEST_P(StoreTest, BadInputStoresNothing) {
   EXPECT_TRUE(store_->list({}).empty());
 }
 
+// Invariant: add_batch stores every field exactly as add() would, whatever the text holds
+// (quotes, backslashes, braces, commas, the word NULL, unicode, empty strings), mixes plain
+// tasks and upserts, and returns ids in input order (new rows' ids rising in input order); a
+// batch with one invalid record writes nothing.
+TEST_P(StoreTest, BatchRoundTripsAwkwardFields) {
+  NewTask live = memo();
+  live.unique_key = "k,{\"1\"}";
+  const std::int64_t live_id = store_->add(live);
+
+  const auto at = std::chrono::system_clock::now() + 2h;
+  std::vector<NewTask> ts;
+  NewTask a = memo();
+  a.creator_id = "say \"hi\"";
+  a.group_id = R"(back\slash\\ and \")";
+  a.task_type = "{braces},commas,";
+  a.by_plugin = "NULL";
+  a.exec_task = "h\u00e9llo \u4e16\u754c \U0001F600";
+  a.payload = R"({"q":"a \"quoted\" \\ back","b":"{x,y}","u":"\u00e9\u4e16","e":"","n":null,"NULL":[1,2]})";
+  a.report_user_id = "  spaced  ";
+  a.report_group_id = "";
+  a.exec_time = at;
+  a.task_level = 9;
+  a.max_attempts = 4;
+  a.repeat_every = 90s;
+  a.report_on = ReportOn::never;
+  ts.push_back(a);
+  NewTask b;  // every default: empty strings, payload "{}", now, no report_on
+  b.task_type = "plain";
+  ts.push_back(b);
+  NewTask up = live;  // an upsert of the live row
+  up.payload = R"({"text":"moved \"\\"})";
+  ts.push_back(up);
+  NewTask fresh_up = memo();
+  fresh_up.unique_key = "new\\key";
+  ts.push_back(fresh_up);
+  NewTask c = memo();
+  c.payload = R"(["", "\\", "\"", "}", "{", ","])";
+  c.report_on = ReportOn::failure;
+  c.cron = "0 0 1 1 *";
+  c.tz = "Europe/Berlin";
+  ts.push_back(c);
+
+  const auto ids = store_->add_batch(ts);
+  ASSERT_EQ(ids.size(), ts.size());
+  EXPECT_EQ(ids[2], live_id);
+  EXPECT_LT(live_id, ids[0]);
+  EXPECT_LT(ids[0], ids[1]);
+  EXPECT_LT(ids[1], ids[3]);
+  EXPECT_LT(ids[3], ids[4]);
+  const auto ms = [](wall_time t) { return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()); };
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    SCOPED_TRACE(i);
+    const NewTask& t = ts[i];
+    auto r = store_->get(ids[i]);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->creator_id, t.creator_id);
+    EXPECT_EQ(r->group_id, t.group_id);
+    EXPECT_EQ(r->task_type, t.task_type);
+    EXPECT_EQ(r->by_plugin, t.by_plugin);
+    EXPECT_EQ(r->exec_task, t.exec_task);
+    EXPECT_EQ(r->payload, t.payload);
+    EXPECT_EQ(r->task_level, t.task_level);
+    EXPECT_EQ(r->report_user_id, t.report_user_id);
+    EXPECT_EQ(r->report_group_id, t.report_group_id);
+    EXPECT_EQ(r->repeat_every, t.repeat_every);
+    EXPECT_EQ(r->max_attempts, t.max_attempts);
+    EXPECT_EQ(r->report_on, t.report_on);
+    EXPECT_EQ(r->cron, t.cron);
+    EXPECT_EQ(r->tz, t.tz);
+    EXPECT_EQ(r->status, TaskStatus::waiting);
+    EXPECT_FALSE(r->last_error.has_value());
+    EXPECT_FALSE(r->result.has_value());
+    if (t.unique_key.empty()) {
+      EXPECT_FALSE(r->unique_key.has_value());
+    } else {
+      EXPECT_EQ(r->unique_key, std::optional<std::string>(t.unique_key));
+    }
+    if (t.exec_time) {
+      EXPECT_EQ(ms(r->exec_time), ms(*t.exec_time));
+    }
+  }
+  // Defaults: now on the store's clock; a cron task's first occurrence as add() computes it.
+  const auto now = std::chrono::system_clock::now();
+  auto rb = store_->get(ids[1]);
+  EXPECT_LE(rb->exec_time, now + 1s);
+  EXPECT_GE(rb->exec_time, now - 60s);
+  NewTask c_single = c;
+  auto rc_single = store_->get(store_->add(c_single));
+  EXPECT_EQ(ms(store_->get(ids[4])->exec_time), ms(rc_single->exec_time));
+  EXPECT_GT(rc_single->exec_time, now);
+
+  // One invalid record anywhere: nothing of the batch is written.
+  const auto before = store_->list({}).size();
+  NewTask bad = memo();
+  bad.max_attempts = 0;
+  NewTask bad_up = memo();
+  bad_up.unique_key = "bad";
+  bad_up.task_level = 42;
+  EXPECT_THROW(store_->add_batch({a, b, bad}), std::invalid_argument);
+  EXPECT_THROW(store_->add_batch({a, up, bad_up, b}), std::invalid_argument);
+  NewTask bad_json = memo();
+  bad_json.payload = "{\"a\":\"unterminated}";
+  EXPECT_THROW(store_->add_batch({a, fresh_up, b, bad_json}), std::invalid_argument);
+  EXPECT_EQ(store_->list({}).size(), before);
+}
+
 // Invariant: a claim takes only due waiting tasks, highest level first, and marks them running
 // under a lease; a second claim gets none of them.
 TEST_P(StoreTest, ClaimDueInPriorityOrder) {
@@ -385,6 +491,14 @@ TEST_P(StoreTest, WaitForChangeSeesOtherConnections) {
   });
   EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now() + 60s));
   writer.join();
+  // A batch (PostgreSQL: one bulk statement, a statement-level trigger) wakes waiters too.
+  store_->wait_for_change(std::chrono::steady_clock::now());
+  std::thread batcher([&] {
+    std::this_thread::sleep_for(20ms);
+    other->add_batch(std::vector<NewTask>(50, memo()));
+  });
+  EXPECT_TRUE(store_->wait_for_change(std::chrono::steady_clock::now() + 60s));
+  batcher.join();
 }
 
 // Invariant: this connection's own single-statement writes count as changes too (the dispatcher

@@ -49,6 +49,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <mutex>
@@ -173,6 +174,14 @@ INSERT INTO taskpool_meta (key, value) VALUES ('version', '0');
 CREATE INDEX tasks_fair_creator ON tasks (task_level, creator_id COLLATE "C", exec_time, id) WHERE task_status = 'waiting';
 CREATE INDEX tasks_fair_group ON tasks (task_level, group_id COLLATE "C", exec_time, id) WHERE task_status = 'waiting';
 )sql",
+    // 2 -> 3: the insert wake-up fires once per statement, not once per row: a bulk insert
+    // (add_batch) ran the row trigger's plpgsql for every row, ~30% of its cost. Every insert
+    // makes a waiting row; an upsert that only updated a row now also wakes waiters (spuriously:
+    // they re-check and find nothing new); pg_notify folds a transaction's wake-ups into one.
+    R"sql(
+DROP TRIGGER tasks_notify_insert ON tasks;
+CREATE TRIGGER tasks_notify_insert AFTER INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION taskpool_notify();
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -228,7 +237,9 @@ enum Q {
   kHeartbeat, kDropStaleNodes, kNodes,
   // Schedules and the HTTP API's reads.
   kNow, kListDesc, kMatchIdsDesc, kTaskReports, kFairFirst, kFairNext, kFairRows, kFairFirstGroup, kFairNextGroup,
-  kFairRowsGroup, kFlip, kQueryCount
+  kFairRowsGroup, kFlip,
+  // add_batch's bulk path for tasks without a unique_key.
+  kNextIds, kInsertMany, kQueryCount
 };
 
 // What a ListQuery selects ($1 status, $2 handler, $3 creator, $4 group, $5 text, $6 due_before,
@@ -406,6 +417,24 @@ const char* const kSql[kQueryCount] = {
     "UPDATE tasks SET task_status = 'running', lease_owner = $1, lease_until = " TP_NOW_MS " + $2::bigint, "
     "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id = ANY($3::bigint[]) AND "
     "task_status = 'waiting' RETURNING " TP_COLS,
+    // kNextIds ($1 n): n fresh ids from tasks' identity sequence (add_batch sorts them and
+    // gives them to its rows in input order, so no RETURNING order is relied on).
+    // The sequence is looked up once (OFFSET 0 keeps the planner from pulling the lookup into
+    // every row).
+    "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('tasks', 'id')::regclass AS seq OFFSET 0) q, "
+    "generate_series(1, $1::int)",
+    // kInsertMany: kInsert's plain insert (no unique_key, no debounce: no conflict, no window),
+    // one row per array element; the arrays are insert_params' $1..$16 columns, transposed
+    // (those that are always NULL here left out), with $1 the ids from kNextIds.
+    "INSERT INTO tasks (id, creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, "
+    "task_status, task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, updated_time, "
+    "report_on, cron, tz) SELECT u.id, u.creator_id, u.group_id, u.task_type, u.by_plugin, u.exec_task, u.payload, "
+    TP_NOW_MS ", coalesce(u.exec_time, " TP_NOW_MS "), 'waiting', u.task_level, u.report_user_id, u.report_group_id, "
+    "u.repeat_every, 0, u.max_attempts, " TP_NOW_MS ", u.report_on, u.cron, u.tz FROM unnest($1::bigint[], "
+    "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[], $10::text[], "
+    "$11::text[], $12::bigint[], $13::int[], $14::text[], $15::text[], $16::text[]) AS u(id, creator_id, group_id, "
+    "task_type, by_plugin, exec_task, payload, exec_time, task_level, report_user_id, report_group_id, repeat_every, "
+    "max_attempts, report_on, cron, tz)",
 };
 
 void default_log(const std::string& line) { std::fprintf(stderr, "taskpool: %s\n", line.c_str()); }
@@ -445,18 +474,30 @@ class PostgresTaskStore final : public TaskStore {
     return id;
   }
 
-  // One round trip per chunk of rows (libpq's pipeline mode), each row its own upsert.
+  // Tasks without a unique_key (so no conflict and no debounce): kInsertMany, one statement
+  // per chunk of kBulkChunk rows (two round trips: ids, then rows). Tasks with one: kInsert
+  // each (libpq's pipeline mode). Runs of consecutive tasks of a kind go in input order, so ids
+  // of new rows rise in input order as with add(); one transaction, all or nothing.
   std::vector<std::int64_t> add_batch(const std::vector<NewTask>& ts) override {
     for (const NewTask& t : ts) validate(t);
     detail::MutexLock lk(mu_);
     Tx tx(*this);
-    Batch ps;
-    ps.reserve(ts.size());
-    for (const NewTask& t : ts) ps.emplace_back(kInsert, insert_params(t, exec_time_locked(t)));
     std::vector<std::int64_t> ids;
     ids.reserve(ts.size());
+    auto plain = [](const NewTask& t) { return t.unique_key.empty() && !t.debounce; };
     try {
-      for (const Result& r : run_pipelined_locked(ps)) ids.push_back(r.i64(0, 0));
+      for (std::size_t i = 0; i < ts.size();) {
+        std::size_t j = i;
+        if (plain(ts[i])) {
+          while (j < ts.size() && j - i < kBulkChunk && plain(ts[j])) ++j;
+          insert_many_locked(ts, i, j, ids);
+        } else {
+          Batch ps;
+          for (; j < ts.size() && !plain(ts[j]); ++j) ps.emplace_back(kInsert, insert_params(ts[j], exec_time_locked(ts[j])));
+          for (const Result& r : run_pipelined_locked(ps)) ids.push_back(r.i64(0, 0));
+        }
+        i = j;
+      }
     } catch (const pg::PgError& e) {
       throw_bad_payload(e);
       throw;
@@ -1078,6 +1119,51 @@ class PostgresTaskStore final : public TaskStore {
   // The server's JSON parser refused a payload that validate() let through: bad input, not storage.
   static void throw_bad_payload(const pg::PgError& e) {
     if (e.sqlstate() == "22P02" || e.sqlstate() == "22032") throw std::invalid_argument("payload is not valid JSON");
+  }
+
+  // An element of a text-format array literal: NULL bare, anything else double-quoted with
+  // backslash and double quote escaped.
+  static void append_array_element(std::string& out, const char* v) {
+    if (out.size() > 1) out += ',';
+    if (v == nullptr) {
+      out += "NULL";
+      return;
+    }
+    out += '"';
+    for (const char* p = v; *p != '\0'; ++p) {
+      if (*p == '"' || *p == '\\') out += '\\';
+      out += *p;
+    }
+    out += '"';
+  }
+
+  static constexpr std::size_t kBulkChunk = 5000;
+  // kInsertMany for ts[from, to) (all plain): insert_params' columns per row, transposed into
+  // array literals, with fresh ids given in input order; appends the ids to `ids`.
+  void insert_many_locked(const std::vector<NewTask>& ts, std::size_t from, std::size_t to,
+                          std::vector<std::int64_t>& ids) TP_REQUIRES(mu_) {
+    const std::size_t n = to - from;
+    Result r = run_locked(kNextIds, Params().add(static_cast<std::int64_t>(n)));
+    if (static_cast<std::size_t>(r.rows()) != n) throw StoreError("taskpool store: the id sequence returned too few ids");
+    std::vector<std::int64_t> fresh(n);
+    for (std::size_t k = 0; k < n; ++k) fresh[k] = r.i64(static_cast<int>(k), 0);
+    std::sort(fresh.begin(), fresh.end());
+    // insert_params' $1..$12 and $14..$16 ($13 unique_key, $17, $18 are NULL for a plain task).
+    static constexpr int kCols[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15};
+    constexpr std::size_t kCount = std::size(kCols);
+    std::string arrays[1 + kCount];
+    for (std::string& a : arrays) a = "{";
+    for (std::size_t k = 0; k < n; ++k) {
+      const NewTask& t = ts[from + k];
+      const Params p = insert_params(t, exec_time_locked(t));
+      const std::vector<const char*> v = p.values();
+      append_array_element(arrays[0], std::to_string(fresh[k]).c_str());
+      for (std::size_t c = 0; c < kCount; ++c) append_array_element(arrays[1 + c], v[static_cast<std::size_t>(kCols[c])]);
+    }
+    Params bulk;
+    for (std::string& a : arrays) bulk.add((a += '}'));
+    run_locked(kInsertMany, bulk);
+    ids.insert(ids.end(), fresh.begin(), fresh.end());
   }
 
   std::int64_t insert_locked(const NewTask& t, std::optional<std::int64_t> exec_time) TP_REQUIRES(mu_) {
