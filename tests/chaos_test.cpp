@@ -122,6 +122,19 @@ class ChaosTest : public taskpool::test::CliTest, public ::testing::WithParamInt
       std::error_code ec;
       std::filesystem::copy(dir_, keep, std::filesystem::copy_options::recursive, ec);
       std::printf("chaos: the logs are in %s\n", keep.c_str());
+      // CI keeps only this output: each node's error lines and last lines.
+      for (std::size_t i = 0; i < nodes_.size(); ++i) {
+        std::ifstream in(dir_ / ("node" + std::to_string(i) + ".log"));
+        std::vector<std::string> tail;
+        int shown = 0;
+        for (std::string line; std::getline(in, line);) {
+          if ((line.find("error") != std::string::npos || line.find("failed") != std::string::npos) && ++shown <= 30)
+            std::printf("chaos: node%zu: %s\n", i, line.c_str());
+          tail.push_back(line);
+          if (tail.size() > 5) tail.erase(tail.begin());
+        }
+        for (auto& line : tail) std::printf("chaos: node%zu (last lines): %s\n", i, line.c_str());
+      }
     }
     CliTest::TearDown();
   }

@@ -254,6 +254,49 @@ TEST_F(PostgresStoreTest, ConcurrentFirstUseCreatesOnce) {
   EXPECT_EQ(q("SELECT value FROM taskpool_meta WHERE key = 'version'"), std::to_string(kPostgresSchemaVersion));
 }
 
+// Invariant: a connection lost in the middle of opening (here: terminated while it waits for
+// the migration lock, as when a node starts during a server restart) does not fail the open:
+// it starts over, migrates once, and the store works.
+TEST_F(PostgresStoreTest, OpenSurvivesAConnectionLostMidway) {
+  PGconn* holder = PQconnectdb(base_.c_str());
+  ASSERT_EQ(PQstatus(holder), CONNECTION_OK) << PQerrorMessage(holder);
+  auto sql = [&](const std::string& s) {
+    PGresult* r = PQexec(holder, s.c_str());
+    const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
+  };
+  const std::string key = "hashtextextended('taskpool schema ' || '" + schema_ + "', 0)";
+  ASSERT_TRUE(sql("SELECT pg_advisory_lock(" + key + ")"));  // the migration waits for it
+  auto waiting = [&] {
+    auto n = test::pg_query(admin(), "",
+                            "SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + schema_ +
+                                "' AND wait_event_type = 'Lock'");
+    return n && *n != "0";
+  };
+  std::atomic<bool> opened{false};
+  std::string error;
+  std::thread opener([&] {
+    try {
+      PostgresOptions o;
+      o.log = [](const std::string&) {};
+      open_postgres_store(uri_, o)->add(memo());
+      opened.store(true);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  EXPECT_TRUE(test::eventually(waiting, 20s));
+  EXPECT_GE(terminate_ours(), 1);
+  EXPECT_TRUE(test::eventually(waiting, 20s));  // opening again, waiting again
+  ASSERT_TRUE(sql("SELECT pg_advisory_unlock(" + key + ")"));
+  opener.join();
+  PQfinish(holder);
+  EXPECT_TRUE(opened.load()) << error;
+  EXPECT_EQ(q("SELECT count(*) FROM tasks"), "1");
+  EXPECT_EQ(q("SELECT value FROM taskpool_meta WHERE key = 'version'"), std::to_string(kPostgresSchemaVersion));
+}
+
 // Invariant: a row another program inserts with plain SQL (only task_type given; the defaults
 // fill the rest on the database clock) wakes a waiting store through the trigger's NOTIFY long
 // before the wait's deadline, and is claimable at once.

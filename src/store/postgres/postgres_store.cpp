@@ -451,13 +451,15 @@ class PostgresTaskStore final : public TaskStore {
     try {
       {
         detail::MutexLock lk(mu_);
-        conn_ = pg::connect(info_, uri_);
-        session_locked(conn_.get());
-        check_schema_locked();
-        prepare_locked();
+        open_locked();
       }
       detail::MutexLock lk(listen_mu_);
-      listen_connect_locked();
+      try {
+        listen_connect_locked();
+      } catch (const StoreError& e) {  // the store works without it; wait_for_change reconnects it
+        opts_.log(std::string(e.what()) + "; the LISTEN connection is retried");
+        listen_retry_ = steady::now();
+      }
     } catch (...) {
       ::close(event_fd_);
       throw;
@@ -1025,6 +1027,42 @@ class PostgresTaskStore final : public TaskStore {
       throw StoreError("taskpool store: " + where() + " has schema version " + std::to_string(id.version) +
                        "; open it once for writing to migrate it to version " + std::to_string(kPostgresSchemaVersion));
     return true;
+  }
+
+  // Connect, check or migrate the schema, prepare. A connection lost midway (a server restart,
+  // pg_terminate_backend: the daemon's start must survive both) starts over, until the connect
+  // timeout has passed since the first attempt; while the server restarts, refused connects
+  // are retried too. A first connect that fails, a refused login, a schema that is not ours:
+  // thrown at once.
+  void open_locked() TP_REQUIRES(mu_) {
+    const auto deadline = steady::now() + opts_.connect_timeout;
+    auto pause = std::chrono::milliseconds(100);
+    bool lost = false;
+    for (;;) {
+      std::string why;
+      try {
+        conn_ = pg::connect(info_, uri_);
+      } catch (const StoreError& e) {
+        if (!lost || steady::now() + pause >= deadline) throw;
+        why = e.what();
+      }
+      if (conn_) {
+        try {
+          session_locked(conn_.get());
+          check_schema_locked();
+          prepare_locked();
+          return;
+        } catch (const pg::PgError& e) {
+          conn_.reset();
+          if (!e.connection_lost() || steady::now() + pause >= deadline) throw;
+          lost = true;
+          why = e.what();
+        }
+      }
+      opts_.log(why + "; opening again in " + std::to_string(pause.count()) + " ms");
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+    }
   }
 
   void check_schema_locked() TP_REQUIRES(mu_) {
