@@ -355,11 +355,14 @@ TEST_F(HttpApi, NodesPauseResumeAndResizeThisDaemon) {
 
 // Invariant: /api/v1/nodes lists every live node of the nodes table (another daemon's heartbeat
 // row too, marked self: false) and this daemon once, with its live figures and self: true; a row
-// older than the max age is not listed.
+// older than the max age is not listed, and not deleted either (a GET writes nothing).
 TEST_F(HttpApi, NodesListsTheClusterAndMarksThisDaemon) {
   serve(true);
   store_->heartbeat({.owner = "other-host.1:77:1:x", .host = "other-host", .pid = 77, .threads = 8, .busy = 3});
+  store_->heartbeat({.owner = "gone.1:78:1:x", .host = "gone", .pid = 78});
+  sql("UPDATE nodes SET heartbeat = heartbeat - 120000 WHERE owner = 'gone.1:78:1:x'");
   auto n = get("/api/v1/nodes");
+  EXPECT_EQ(scalar("SELECT count(*) FROM nodes WHERE owner = 'gone.1:78:1:x'"), 1);
   ASSERT_EQ(n.status, 200);
   ASSERT_EQ(n.body["nodes"].size(), 2u) << n.text;
   int self = 0;

@@ -56,29 +56,38 @@ TEST_P(NodesTest, HeartbeatUpsertsOneRowPerOwner) {
   EXPECT_FALSE(ns[1].paused);
 }
 
-// Invariant: a row older than max_age is not listed and is deleted (a later, longer max_age
-// does not bring it back); a fresh heartbeat brings the node back.
-TEST_P(NodesTest, DeadNodesAgeOut) {
+// Invariant: nodes() lists only rows within max_age and deletes nothing (a later, longer max_age
+// shows the old row again); prune_nodes() deletes exactly the older rows and counts them; a
+// fresh heartbeat brings a pruned node back.
+TEST_P(NodesTest, NodesReadsAndPruneNodesAgesOut) {
   store_->heartbeat(node("old"));
   std::this_thread::sleep_for(30ms);  // the row is now at least 30 ms old
   store_->heartbeat(node("new"));
   auto ns = store_->nodes(20ms);
   ASSERT_EQ(ns.size(), 1u);
   EXPECT_EQ(ns[0].owner, "new");
+  EXPECT_EQ(store_->nodes(1h).size(), 2u);  // only hidden
+  EXPECT_EQ(store_->prune_nodes(1h), 0u);
+  EXPECT_EQ(store_->prune_nodes(20ms), 1u);
   ns = store_->nodes(1h);
   ASSERT_EQ(ns.size(), 1u);
+  EXPECT_EQ(ns[0].owner, "new");
   store_->heartbeat(node("old"));
   EXPECT_EQ(store_->nodes(1h).size(), 2u);
 }
 
-TEST_P(NodesTest, ReadOnlyStoreListsWithoutDeleting) {
+// Invariant: a read-only store lists nodes (the dashboard of `taskpool web` on a database it may
+// only read) and refuses to prune.
+TEST_P(NodesTest, ReadOnlyStoreListsNodes) {
   store_->heartbeat(node("old"));
   std::this_thread::sleep_for(30ms);
   StoreOptions ro;
   ro.read_only = true;
   auto reader = open_db(ro);
   EXPECT_TRUE(reader->nodes(20ms).empty());
-  EXPECT_EQ(store_->nodes(1h).size(), 1u);  // still there: the reader deleted nothing
+  EXPECT_EQ(reader->nodes(1h).size(), 1u);
+  EXPECT_THROW(reader->prune_nodes(20ms), StoreError);
+  EXPECT_EQ(store_->nodes(1h).size(), 1u);
 }
 
 TEST_P(NodesTest, RemoveNodeDeletesItsRowAndResigns) {
@@ -212,6 +221,22 @@ TEST_P(NodeDispatcherTest, HeartbeatShowsTheNodeAndStopRemovesIt) {
   d.stop();
   EXPECT_TRUE(store_->nodes(1min).empty());
   EXPECT_TRUE(store_->try_lead("next", 1h));
+}
+
+// Invariant: the leader's maintenance deletes the rows of nodes silent for longer than the
+// age-out period (a minute, or ten heartbeats), and only those.
+TEST_P(NodeDispatcherTest, TheLeaderAgesOutDeadNodes) {
+  store_->heartbeat(node("dead"));
+  store_->heartbeat(node("alive"));
+  sql("UPDATE nodes SET heartbeat = heartbeat - 120000 WHERE owner = 'dead'");  // silent for two minutes
+  ThreadPool pool(1);
+  Dispatcher d(*store_, pool, fast());
+  d.start();
+  EXPECT_TRUE(test::eventually([&] { return store_->nodes(1h).size() == 2; }));  // alive + this node
+  EXPECT_TRUE(d.stats().leader);
+  auto ns = store_->nodes(1h);
+  EXPECT_TRUE(std::none_of(ns.begin(), ns.end(), [](const NodeInfo& n) { return n.owner == "dead"; }));
+  d.stop();
 }
 
 // Invariant: a node that does not lead never takes back a row whose lease expired under an owner

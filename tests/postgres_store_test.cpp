@@ -444,7 +444,8 @@ TEST_F(PostgresStoreTest, LeaderRowWithTtl) {
 }
 
 // Invariant (contract: nodes): a heartbeat upserts one row per owner (stamped by the database
-// clock); nodes() lists live rows and deletes rows older than max_age; remove_node drops one.
+// clock); nodes() lists live rows, prune_nodes() deletes rows older than max_age; remove_node
+// drops one.
 TEST_F(PostgresStoreTest, NodesHeartbeatAndAgeOut) {
   auto store = open_postgres_store(uri_);
   NodeInfo n{.owner = "h:1:1:a", .host = "h", .pid = 1, .threads = 4, .busy = 2, .queued = 3, .in_flight = 5};
@@ -462,6 +463,8 @@ TEST_F(PostgresStoreTest, NodesHeartbeatAndAgeOut) {
   q("UPDATE nodes SET heartbeat = heartbeat - 120000 WHERE owner = 'h:2:2:b'");  // a dead node's last beat
   live = store->nodes(60s);
   ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(q("SELECT count(*) FROM nodes"), "2");  // hidden, not deleted
+  EXPECT_EQ(store->prune_nodes(60s), 1u);
   EXPECT_EQ(q("SELECT count(*) FROM nodes"), "1");
   store->remove_node("h:1:1:a");
   EXPECT_TRUE(store->nodes(60s).empty());

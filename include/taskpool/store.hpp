@@ -301,14 +301,17 @@ class TaskStore {
   // heartbeat: upserts n's row by n.owner, with heartbeat = now (n.heartbeat is ignored).
   // remove_node: deletes the row of `owner` and gives up the leadership it holds (a clean stop),
   // so another node may lead at once. nodes: the rows whose heartbeat is at most max_age old, by
-  // owner; older rows are deleted (dead nodes age out; a read-only store only leaves them out).
+  // owner; it only reads (a dashboard or `taskpool nodes` may watch a database it must not
+  // change). prune_nodes: deletes the rows older than max_age and returns how many (dead nodes
+  // age out; the maintenance leader calls it).
   // try_lead: true when `owner` holds the single leader row until now + ttl: it takes the row if
   // it is free, expired or already its own (renewing it); false while another owner's row is
   // unexpired. Leadership only saves work (recovery and prune are idempotent and fenced): two
   // leaders for a moment, after a stall longer than ttl, are harmless.
   virtual void heartbeat(const NodeInfo& n) = 0;              // upsert this node's row (heartbeat = now, store's clock)
   virtual void remove_node(std::string_view owner) = 0;       // clean stop
-  virtual std::vector<NodeInfo> nodes(std::chrono::milliseconds max_age) = 0;  // live nodes; older rows are deleted
+  virtual std::vector<NodeInfo> nodes(std::chrono::milliseconds max_age) = 0;  // live nodes; reads only
+  virtual std::size_t prune_nodes(std::chrono::milliseconds max_age) = 0;     // deletes older rows
   virtual bool try_lead(std::string_view owner, std::chrono::milliseconds ttl) = 0;  // leader row with a TTL
 
   virtual std::vector<Report> reports(bool unacked_only, std::size_t limit) = 0;

@@ -432,7 +432,7 @@ int main(int argc, char** argv) {
   auto* nodes_cmd = command("nodes", "live dispatcher nodes: host, pid, threads, in-flight tasks, last heartbeat");
   std::string max_age = "15s";
   nodes_cmd->add_flag("--json", as_json, "JSON lines (no header)");
-  nodes_cmd->add_option("--max-age", max_age, "a node whose last heartbeat is older is dead and deleted (default 15s)");
+  nodes_cmd->add_option("--max-age", max_age, "a node whose last heartbeat is older is dead and not listed (default 15s)");
 
   // The first word that is not an option (or --db's value) must name a command.
   for (int i = 1; i < argc; ++i) {
@@ -606,7 +606,8 @@ int main(int argc, char** argv) {
     }
     if (nodes_cmd->parsed()) {
       auto age = parse_duration(max_age, "--max-age");
-      auto store = open_store(db, Access::write);
+      if (age.count() <= 0) throw UsageError("--max-age must be positive");
+      auto store = open_store(db, Access::read);
       auto ns = store->nodes(age);
       if (!as_json) std::printf("%-20s %-8s %7s %5s %6s %9s %-6s %-29s %s\n", "HOST", "PID", "THREADS", "BUSY", "QUEUED",
                                 "IN_FLIGHT", "STATE", "HEARTBEAT", "OWNER");

@@ -286,7 +286,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         std::size_t n = store.prune(*opts.retention);
         if (n > 0) log("pruned " + std::to_string(n) + " finished task(s)");
       }
-      store.nodes(std::max(milliseconds(60'000), 10 * tick));
+      if (std::size_t n = store.prune_nodes(std::max(milliseconds(60'000), 10 * tick)))
+        log("aged out " + std::to_string(n) + " dead node(s)");
     } catch (const std::exception& e) {
       log(std::string("maintenance failed: ") + e.what() + "; retrying in a minute");
     }

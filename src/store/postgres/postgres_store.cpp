@@ -850,15 +850,16 @@ class PostgresTaskStore final : public TaskStore {
                                .add(to_ms(n.started)));
   }
 
-  // live nodes (heartbeat within max_age); older rows are deleted.
+  std::size_t prune_nodes(std::chrono::milliseconds max_age) override {
+    detail::MutexLock lk(mu_);
+    Result r = run_locked(kDropStaleNodes, Params().add(static_cast<std::int64_t>(max_age.count())));
+    return static_cast<std::size_t>(r.affected());
+  }
+
+  // live nodes (heartbeat within max_age); reads only.
   std::vector<NodeInfo> nodes(std::chrono::milliseconds max_age) override {
     detail::MutexLock lk(mu_);
-    // A read-only store only leaves the old rows out.
-    Tx tx(*this);
-    const auto age = static_cast<std::int64_t>(max_age.count());
-    if (!opts_.read_only) run_locked(kDropStaleNodes, Params().add(age));
-    Result r = run_locked(kNodes, Params().add(age));
-    tx.commit();
+    Result r = run_locked(kNodes, Params().add(static_cast<std::int64_t>(max_age.count())));
     std::vector<NodeInfo> out;
     for (int i = 0; i < r.rows(); ++i) {
       NodeInfo n;

@@ -561,14 +561,17 @@ class SqliteTaskStore final : public TaskStore {
 
   std::vector<NodeInfo> nodes(std::chrono::milliseconds max_age) override {
     detail::MutexLock lk(mu_);
-    if (read_only_) return live_nodes_locked(now_ms() - max_age.count());
+    return live_nodes_locked(now_ms() - max_age.count());
+  }
+
+  std::size_t prune_nodes(std::chrono::milliseconds max_age) override {
+    detail::MutexLock lk(mu_);
     Tx tx(*this);
-    const std::int64_t cutoff = now_ms() - max_age.count();
     StmtScope d(stmts_.age_out);
-    d->bind(1, cutoff).run();
-    auto out = live_nodes_locked(cutoff);
+    d->bind(1, now_ms() - max_age.count()).run();
+    const auto n = static_cast<std::size_t>(sqlite3_changes(db_));
     tx.commit();
-    return out;
+    return n;
   }
 
   bool try_lead(std::string_view owner, std::chrono::milliseconds ttl) override {
