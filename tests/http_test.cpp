@@ -21,18 +21,16 @@ namespace {
 
 constexpr const char* kToken = "test-token-0123456789";
 
-class HttpApi : public taskpool::test::StoreFixture {
+// Every API test runs on both stores (the server only sees the TaskStore seam).
+class HttpApi : public taskpool::test::BackendStoreFixture {
  protected:
-  void SetUp() override {
-    StoreFixture::SetUp();
-  }
   void TearDown() override {
     if (server_) server_->stop();
     if (dispatcher_) dispatcher_->stop(5s);
     server_.reset();
     dispatcher_.reset();
     pool_.reset();
-    StoreFixture::TearDown();
+    BackendStoreFixture::TearDown();
   }
   // A server (and, with `daemon`, a dispatcher on a pool with handlers ok/bad) on this store.
   void serve(bool daemon = false, taskpool::HttpOptions o = {}) {
@@ -88,7 +86,7 @@ class HttpApi : public taskpool::test::StoreFixture {
   std::unique_ptr<httplib::Client> client_;
 };
 
-TEST_F(HttpApi, EveryApiCallNeedsTheToken) {
+TEST_P(HttpApi, EveryApiCallNeedsTheToken) {
   serve();
   auto before = snapshot();
   httplib::Client anon("127.0.0.1", server_->port());
@@ -111,7 +109,7 @@ TEST_F(HttpApi, EveryApiCallNeedsTheToken) {
   EXPECT_EQ(reply(anon.Get("/")).status, 200);
 }
 
-TEST_F(HttpApi, AGeneratedTokenIsRandomAndPrintedInTheDashboardUrl) {
+TEST_P(HttpApi, AGeneratedTokenIsRandomAndPrintedInTheDashboardUrl) {
   taskpool::HttpServer a(*store_, {}), b(*store_, {});
   EXPECT_EQ(a.token().size(), 64u);
   EXPECT_NE(a.token(), b.token());
@@ -124,7 +122,7 @@ TEST_F(HttpApi, AGeneratedTokenIsRandomAndPrintedInTheDashboardUrl) {
   a.stop();
 }
 
-TEST_F(HttpApi, AnotherAddressThanLoopbackNeedsAnExplicitToken) {
+TEST_P(HttpApi, AnotherAddressThanLoopbackNeedsAnExplicitToken) {
   EXPECT_THROW(taskpool::HttpServer(*store_, {.host = "0.0.0.0"}), std::invalid_argument);
   EXPECT_NO_THROW(taskpool::HttpServer(*store_, {.host = "0.0.0.0", .token = "t"}));
   EXPECT_TRUE(taskpool::is_loopback("127.0.0.1"));
@@ -132,14 +130,14 @@ TEST_F(HttpApi, AnotherAddressThanLoopbackNeedsAnExplicitToken) {
   EXPECT_FALSE(taskpool::is_loopback("10.0.0.1"));
 }
 
-TEST_F(HttpApi, MetricsCanBePublic) {
+TEST_P(HttpApi, MetricsCanBePublic) {
   serve(false, {.metrics_public = true});
   httplib::Client anon("127.0.0.1", server_->port());
   EXPECT_EQ(anon.Get("/metrics")->status, 200);
   EXPECT_EQ(anon.Get("/api/v1/stats")->status, 401);
 }
 
-TEST_F(HttpApi, AddsOneRecordOrABatch) {
+TEST_P(HttpApi, AddsOneRecordOrABatch) {
   serve();
   auto one = post("/api/v1/tasks", R"({"creator_id": 123, "task_type": "memo", "payload": {"text": "hi"}})");
   ASSERT_EQ(one.status, 201) << one.text;
@@ -155,7 +153,7 @@ TEST_F(HttpApi, AddsOneRecordOrABatch) {
   EXPECT_TRUE(got.body["reports"].is_array());
 }
 
-TEST_F(HttpApi, BadInputIsRefusedWithTheCommandsMessageAndNothingIsWritten) {
+TEST_P(HttpApi, BadInputIsRefusedWithTheCommandsMessageAndNothingIsWritten) {
   serve();
   add({.task_type = "seed"});
   auto before = snapshot();
@@ -200,7 +198,7 @@ TEST_F(HttpApi, BadInputIsRefusedWithTheCommandsMessageAndNothingIsWritten) {
   EXPECT_EQ(snapshot(), before);
 }
 
-TEST_F(HttpApi, RequestBodiesAreCapped) {
+TEST_P(HttpApi, RequestBodiesAreCapped) {
   serve(false, {.max_body = 4096});
   auto before = snapshot();
   std::string big = R"({"task_type": "x", "payload": {"blob": ")" + std::string(8192, 'a') + "\"}}";
@@ -210,7 +208,7 @@ TEST_F(HttpApi, RequestBodiesAreCapped) {
   EXPECT_EQ(post("/api/v1/tasks", R"({"task_type": "x"})").status, 201);
 }
 
-TEST_F(HttpApi, ListsWithFiltersAndKeysetPages) {
+TEST_P(HttpApi, ListsWithFiltersAndKeysetPages) {
   serve();
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 12; ++i)
@@ -243,7 +241,7 @@ TEST_F(HttpApi, ListsWithFiltersAndKeysetPages) {
   EXPECT_EQ(page_ids(next), (std::vector<std::int64_t>{ids[9], ids[8]}));
 }
 
-TEST_F(HttpApi, CancelRetryExtendAndDeleteOneTask) {
+TEST_P(HttpApi, CancelRetryExtendAndDeleteOneTask) {
   serve();
   auto later = std::chrono::system_clock::now() + 1h;
   auto id = add({.task_type = "t", .exec_time = later});
@@ -272,7 +270,7 @@ TEST_F(HttpApi, CancelRetryExtendAndDeleteOneTask) {
   EXPECT_EQ(del(base).status, 404);
 }
 
-TEST_F(HttpApi, BulkRetryAndCancelBySelectionAndByFilter) {
+TEST_P(HttpApi, BulkRetryAndCancelBySelectionAndByFilter) {
   serve();
   auto later = std::chrono::system_clock::now() + 1h;
   std::vector<std::int64_t> a, b;
@@ -289,7 +287,7 @@ TEST_F(HttpApi, BulkRetryAndCancelBySelectionAndByFilter) {
   for (auto id : b) EXPECT_EQ(store_->get(id)->status, taskpool::TaskStatus::waiting);
 }
 
-TEST_F(HttpApi, ReportsListAndAck) {
+TEST_P(HttpApi, ReportsListAndAck) {
   serve();
   auto id = add({.task_type = "t"});
   ASSERT_TRUE(store_->cancel(id));  // writes a report
@@ -306,7 +304,7 @@ TEST_F(HttpApi, ReportsListAndAck) {
   EXPECT_EQ(stats.body["unacked_reports"], 0);
 }
 
-TEST_F(HttpApi, GetNeverChangesState) {
+TEST_P(HttpApi, GetNeverChangesState) {
   serve(true);
   dispatcher_->pause();
   server_->note_paused(true);
@@ -328,7 +326,7 @@ TEST_F(HttpApi, GetNeverChangesState) {
   EXPECT_TRUE(get("/api/v1/nodes").body["nodes"][0]["paused"].get<bool>());
 }
 
-TEST_F(HttpApi, NodesPauseResumeAndResizeThisDaemon) {
+TEST_P(HttpApi, NodesPauseResumeAndResizeThisDaemon) {
   serve(true);
   auto n = get("/api/v1/nodes");
   ASSERT_EQ(n.status, 200);
@@ -356,7 +354,7 @@ TEST_F(HttpApi, NodesPauseResumeAndResizeThisDaemon) {
 // Invariant: /api/v1/nodes lists every live node of the nodes table (another daemon's heartbeat
 // row too, marked self: false) and this daemon once, with its live figures and self: true; a row
 // older than the max age is not listed, and not deleted either (a GET writes nothing).
-TEST_F(HttpApi, NodesListsTheClusterAndMarksThisDaemon) {
+TEST_P(HttpApi, NodesListsTheClusterAndMarksThisDaemon) {
   serve(true);
   store_->heartbeat({.owner = "other-host.1:77:1:x", .host = "other-host", .pid = 77, .threads = 8, .busy = 3});
   store_->heartbeat({.owner = "gone.1:78:1:x", .host = "gone", .pid = 78});
@@ -379,7 +377,7 @@ TEST_F(HttpApi, NodesListsTheClusterAndMarksThisDaemon) {
   EXPECT_EQ(self, 1);
 }
 
-TEST_F(HttpApi, AWatcherListsNoNodesAndRefusesDaemonCalls) {
+TEST_P(HttpApi, AWatcherListsNoNodesAndRefusesDaemonCalls) {
   serve(false);
   EXPECT_TRUE(get("/api/v1/nodes").body["nodes"].empty());
   for (auto* a : {"pause", "resume", "resize"}) EXPECT_EQ(post(std::string("/api/v1/daemon/") + a, R"({"threads": 2})").status, 409);
@@ -387,7 +385,7 @@ TEST_F(HttpApi, AWatcherListsNoNodesAndRefusesDaemonCalls) {
 
 // Invariant: after N runs end, the runs counter of their handler and outcome says N, the run
 // histograms count every run, and the status gauges agree with the table.
-TEST_F(HttpApi, MetricsParseAndCountersMoveAsTasksRun) {
+TEST_P(HttpApi, MetricsParseAndCountersMoveAsTasksRun) {
   serve(true);
   auto first = taskpool::test::parse_prometheus(get("/metrics").text);
   EXPECT_TRUE(first.errors.empty()) << ::testing::PrintToString(first.errors);
@@ -426,6 +424,9 @@ TEST_F(HttpApi, MetricsParseAndCountersMoveAsTasksRun) {
   EXPECT_FALSE(o.body["runs"]["run_time"]["p50"].is_null());
 }
 
+INSTANTIATE_TEST_SUITE_P(Backends, HttpApi, ::testing::Values(taskpool::test::Backend::sqlite, taskpool::test::Backend::postgres),
+                         taskpool::test::backend_name);
+
 TEST(PromText, TheCheckerRefusesWhatTheFormatForbids) {
   using taskpool::test::parse_prometheus;
   EXPECT_TRUE(parse_prometheus("# TYPE a counter\na 1\n").errors.empty());
@@ -437,7 +438,7 @@ TEST(PromText, TheCheckerRefusesWhatTheFormatForbids) {
                    .errors.empty());  // not cumulative
 }
 
-TEST_F(HttpApi, ServesTheEmbeddedDashboardWithSecurityHeadersAndNothingElse) {
+TEST_P(HttpApi, ServesTheEmbeddedDashboardWithSecurityHeadersAndNothingElse) {
   serve();
   auto page = client_->Get("/");
   ASSERT_TRUE(page);
