@@ -838,6 +838,13 @@ TEST_F(CliTest, PostgresErrorsNeverShowThePassword) {
     EXPECT_EQ(r.err.find(secret), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+  // The daemon waits for its server (up to the connect timeout, 10 s), logging each retry, and
+  // then fails the same way: exit 1, its last line the error, no line with the password.
+  auto r = cli({"--db", bad, "serve"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.err.find(secret), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("opening again in"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.rfind("taskpool: error: "), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -24,6 +24,11 @@ namespace taskpool {
 struct PostgresOptions {
   // Connecting (and each reconnect) fails with StoreError after this long (an unreachable host).
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10);
+  // How long opening keeps retrying a server it cannot reach or that refuses the connection
+  // (a daemon starting while the server restarts), with backoff and a log line per attempt;
+  // 0: the first failed connect throws. A connection lost midway through opening is always
+  // retried, for up to connect_timeout.
+  std::chrono::milliseconds connect_wait{0};
   // Create the schema if missing / migrate an older one. false: a missing schema is StoreError.
   bool create = true;
   // Nothing is written (the session is default_transaction_read_only): no creation, no

@@ -332,6 +332,7 @@ class TaskStore {
 struct StoreOptions {
   std::chrono::milliseconds busy_timeout = std::chrono::seconds(5);   // SQLite lock wait
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(10); // PostgreSQL connect
+  std::chrono::milliseconds connect_wait{0};  // PostgreSQL: PostgresOptions::connect_wait
   bool create = true;      // create/migrate the schema if missing
   bool read_only = false;  // open without writing anything
 };

@@ -65,9 +65,13 @@ enum class Access { create, write, read };
 bool is_uri(const std::string& db) { return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0; }
 
 // A thin wrapper over taskpool::open_store: a path must exist unless creating; a URI names a
-// PostgreSQL database (create=false there too: a typo in the schema creates nothing).
-std::unique_ptr<TaskStore> open_store(const std::string& db, Access access) {
+// PostgreSQL database (create=false there too: a typo in the schema creates nothing). The daemons
+// (serve, web) wait up to the connect timeout for a server that cannot be reached yet (started
+// with it, or during its restart); the other commands fail at once.
+enum class Waits { no, for_server };
+std::unique_ptr<TaskStore> open_store(const std::string& db, Access access, Waits waits = Waits::no) {
   StoreOptions o;
+  if (waits == Waits::for_server) o.connect_wait = o.connect_timeout;
   if (const char* t = std::getenv("TASKPOOL_BUSY_TIMEOUT"); t && *t) o.busy_timeout = parse_duration(t, "TASKPOOL_BUSY_TIMEOUT");
   if (access != Access::create) {
     o.create = false;
@@ -188,7 +192,7 @@ int web(const std::string& db, const ServeArgs& a) {
   auto opts = http_options(a);
   keep_freed_memory();
   sigset_t sigs = stop_signals();
-  auto store = open_store(db, Access::write);
+  auto store = open_store(db, Access::write, Waits::for_server);
   HttpServer http(*store, opts);
   start_http(http);
   log_line("watching " + db + " (no tasks run here)");
@@ -230,7 +234,7 @@ int serve(const std::string& db, const ServeArgs& a) {
   o.log = log_line;
   std::optional<HttpOptions> http_opts;
   if (!a.http.empty()) http_opts = http_options(a);  // usage errors before the database is touched
-  auto store = open_store(db, Access::create);
+  auto store = open_store(db, Access::create, Waits::for_server);
   std::unique_ptr<HttpServer> http;
   if (http_opts) {
     http = std::make_unique<HttpServer>(*store, *http_opts);

@@ -9,6 +9,7 @@ std::unique_ptr<TaskStore> open_store(const std::string& db, const StoreOptions&
   if (db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0) {
     PostgresOptions o;
     o.connect_timeout = opts.connect_timeout;
+    o.connect_wait = opts.connect_wait;
     o.create = opts.create;
     o.read_only = opts.read_only;
     return open_postgres_store(db, o);

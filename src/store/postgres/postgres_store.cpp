@@ -1031,20 +1031,19 @@ class PostgresTaskStore final : public TaskStore {
   }
 
   // Connect, check or migrate the schema, prepare. A connection lost midway (a server restart,
-  // pg_terminate_backend: the daemon's start must survive both) starts over, until the connect
-  // timeout has passed since the first attempt; while the server restarts, refused connects
-  // are retried too. A first connect that fails, a refused login, a schema that is not ours:
-  // thrown at once.
+  // pg_terminate_backend: a daemon's start must survive both) starts over, for up to the connect
+  // timeout; a failed connect is retried only while connect_wait lasts, or after such a loss
+  // (the server is restarting). A refused login after that, a schema that is not ours: thrown.
   void open_locked() TP_REQUIRES(mu_) {
-    const auto deadline = steady::now() + opts_.connect_timeout;
+    const auto start = steady::now();
+    auto retry_until = start + opts_.connect_wait;
     auto pause = std::chrono::milliseconds(100);
-    bool lost = false;
     for (;;) {
       std::string why;
       try {
         conn_ = pg::connect(info_, uri_);
       } catch (const StoreError& e) {
-        if (!lost || steady::now() + pause >= deadline) throw;
+        if (steady::now() + pause >= retry_until) throw;
         why = e.what();
       }
       if (conn_) {
@@ -1055,8 +1054,9 @@ class PostgresTaskStore final : public TaskStore {
           return;
         } catch (const pg::PgError& e) {
           conn_.reset();
-          if (!e.connection_lost() || steady::now() + pause >= deadline) throw;
-          lost = true;
+          if (!e.connection_lost()) throw;
+          retry_until = std::max(retry_until, start + opts_.connect_timeout);
+          if (steady::now() + pause >= retry_until) throw;
           why = e.what();
         }
       }
