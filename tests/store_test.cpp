@@ -314,6 +314,30 @@ TEST_P(StoreTest, CompleteBatch) {
   EXPECT_EQ(store_->reports(true, 10).size(), 2u);
 }
 
+// Invariant: add_batch keeps every row's own value when a column is the same in some rows only,
+// NULL or not (PostgreSQL sends a column that is the same in every row once).
+TEST_P(StoreTest, BatchMixesSharedAndOwnValues) {
+  std::vector<NewTask> ts(3, memo("same"));
+  ts[1].repeat_every = 5s;  // NULL, set, NULL
+  ts[0].report_on = ReportOn::never;  // set, set, NULL
+  ts[1].report_on = ReportOn::never;
+  ts[2].payload = R"({"own":true})";
+  ts[2].task_level = 2;
+  const auto ids = store_->add_batch(ts);
+  ASSERT_EQ(ids.size(), 3u);
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    SCOPED_TRACE(i);
+    auto r = store_->get(ids[i]);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->creator_id, "same");
+    EXPECT_EQ(r->group_id, "456");
+    EXPECT_EQ(r->payload, ts[i].payload);
+    EXPECT_EQ(r->task_level, ts[i].task_level);
+    EXPECT_EQ(r->repeat_every, ts[i].repeat_every);
+    EXPECT_EQ(r->report_on, ts[i].report_on);
+  }
+}
+
 // Invariant: a group commit (set-based on PostgreSQL: array parameters) stores any text as
 // given in results, errors and reports, and starts claims in the same transaction.
 TEST_P(StoreTest, CommitRoundTripsAwkwardText) {
