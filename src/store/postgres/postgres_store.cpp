@@ -420,9 +420,12 @@ const char* const kSql[kQueryCount] = {
     TP_FAIR("creator_id"),
     TP_FAIR("group_id"),
     // kFlip ($1 owner, $2 lease, $3 ids): the rows a fair claim picked (and locked) become running.
+    // A join on the key, not id = ANY($3): with `task_status = 'waiting'` beside it the planner
+    // took a walk of a whole partial index of waiting rows (tasks_fair_group, id a filter), about
+    // 1 ms per claim with 10k waiting.
     "UPDATE tasks SET task_status = 'running', lease_owner = $1, lease_until = " TP_NOW_MS " + $2::bigint, "
-    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id = ANY($3::bigint[]) AND "
-    "task_status = 'waiting' RETURNING " TP_COLS,
+    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " FROM unnest($3::bigint[]) AS pick(pid) WHERE "
+    "id = pick.pid AND task_status = 'waiting' RETURNING " TP_COLS,
     // kNextIds ($1 n): n fresh ids from tasks' identity sequence (add_batch sorts them and
     // gives them to its rows in input order, so no RETURNING order is relied on).
     // The sequence is looked up once (OFFSET 0 keeps the planner from pulling the lookup into
@@ -470,10 +473,11 @@ const char* const kSql[kQueryCount] = {
     "SELECT u.task_id, u.ru, u.rg, u.status, u.result, u.error, " TP_NOW_MS " FROM unnest($1::bigint[], $2::text[], "
     "$3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(task_id, ru, rg, status, result, error, n) "
     "ORDER BY u.n",
-    // kFairLevels: the levels with waiting rows (kFairFirst's rows, one seek per level in
-    // tasks_fair_creator): the fair claim skips the others without a probe each.
-    "SELECT v.level FROM generate_series(0, 9) AS v(level) WHERE "
-    "EXISTS (SELECT 1 FROM tasks WHERE task_status = 'waiting' AND task_level = v.level)",
+    // kFairLevels: the levels with waiting rows (kFairFirst's rows): the fair claim skips the
+    // others without a probe each. One seek per level (LATERAL ... LIMIT 1, as kNextDue: an
+    // EXISTS may be planned as a semi-join over every waiting row).
+    "SELECT v.level FROM generate_series(0, 9) AS v(level), LATERAL (SELECT 1 FROM tasks WHERE "
+    "task_status = 'waiting' AND task_level = v.level LIMIT 1) AS w",
 };
 
 void default_log(const std::string& line) { std::fprintf(stderr, "taskpool: %s\n", line.c_str()); }
