@@ -314,6 +314,71 @@ TEST_P(StoreTest, CompleteBatch) {
   EXPECT_EQ(store_->reports(true, 10).size(), 2u);
 }
 
+// Invariant: add_batch keeps every row's own value when a column is the same in some rows only,
+// NULL or not (PostgreSQL sends a column that is the same in every row once).
+TEST_P(StoreTest, BatchMixesSharedAndOwnValues) {
+  std::vector<NewTask> ts(3, memo("same"));
+  ts[1].repeat_every = 5s;  // NULL, set, NULL
+  ts[0].report_on = ReportOn::never;  // set, set, NULL
+  ts[1].report_on = ReportOn::never;
+  ts[2].payload = R"({"own":true})";
+  ts[2].task_level = 2;
+  const auto ids = store_->add_batch(ts);
+  ASSERT_EQ(ids.size(), 3u);
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    SCOPED_TRACE(i);
+    auto r = store_->get(ids[i]);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->creator_id, "same");
+    EXPECT_EQ(r->group_id, "456");
+    EXPECT_EQ(r->payload, ts[i].payload);
+    EXPECT_EQ(r->task_level, ts[i].task_level);
+    EXPECT_EQ(r->repeat_every, ts[i].repeat_every);
+    EXPECT_EQ(r->report_on, ts[i].report_on);
+  }
+}
+
+// Invariant: a group commit (set-based on PostgreSQL: array parameters) stores any text as
+// given in results, errors and reports, and starts claims in the same transaction.
+TEST_P(StoreTest, CommitRoundTripsAwkwardText) {
+  const std::string awkward[] = {"NULL", "{\"a\": \"x,y}\\\"q\"}", "line\nbreak\ttab \\ back", "\xc3\xa9t\xc3\xa9 ,{}\"'"};
+  NewTask t = memo();
+  t.report_user_id = awkward[3];
+  t.report_group_id = awkward[1];
+  store_->add_batch({t, t, t});
+  auto c = claim_started("r", 2);
+  ASSERT_EQ(c.size(), 2u);
+  ClaimRequest req;
+  req.owner = "r";
+  req.limit = 1;
+  req.lease = std::chrono::seconds(30);
+  auto queued = store_->claim_due(req);
+  ASSERT_EQ(queued.size(), 1u);
+  TaskRecord* start = &queued[0];
+  auto res = store_->commit({{&c[0], {.ok = true, .result = awkward[1]}}, {&c[1], {.ok = false, .error = awkward[2], .retryable = false}}},
+                            {}, {start});
+  EXPECT_EQ(res.recorded, (std::vector<bool>{true, true}));
+  EXPECT_EQ(res.started, (std::vector<bool>{true}));
+  EXPECT_EQ(queued[0].attempts, 1);
+  EXPECT_EQ(store_->get(c[0].id)->result, awkward[1]);
+  EXPECT_EQ(store_->get(c[1].id)->status, TaskStatus::failed);
+  EXPECT_EQ(store_->get(c[1].id)->last_error, awkward[2]);
+  auto reps = store_->reports(true, 10);
+  ASSERT_EQ(reps.size(), 2u);
+  for (const auto& r : reps) {
+    EXPECT_EQ(r.report_user_id, awkward[3]);
+    EXPECT_EQ(r.report_group_id, awkward[1]);
+    if (r.task_id == c[0].id) EXPECT_EQ(r.result, awkward[1]);
+    else EXPECT_EQ(r.error, awkward[2]);
+  }
+  // The held claim is seen held (and renewed); the recorded ones are not.
+  std::vector<const TaskRecord*> all{&c[0], &queued[0], &c[1]};
+  EXPECT_EQ(store_->claims_held(all), (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(store_->renew_leases(all, std::chrono::seconds(60)), (std::vector<bool>{false, true, false}));
+  EXPECT_TRUE(store_->complete(queued[0], {.ok = true, .result = awkward[0]}, {}));
+  EXPECT_EQ(store_->get(queued[0].id)->result, awkward[0]);
+}
+
 // Invariant: a repeating task returns to waiting on its grid: the next slot is the first grid
 // point after now (no drift; missed slots are not run twice or in a burst).
 TEST_P(StoreTest, RepeatingStaysOnGrid) {

@@ -47,7 +47,7 @@ struct PostgresOptions {
 std::unique_ptr<TaskStore> open_postgres_store(const std::string& uri, const PostgresOptions& opts = {});
 
 // Schema version of the PostgreSQL store (its own series, independent of SQLite's).
-inline constexpr int kPostgresSchemaVersion = 3;
+inline constexpr int kPostgresSchemaVersion = 4;
 
 // `uri` with its password (user:PASSWORD@ and password=...) replaced by "***", for messages.
 std::string redact_uri(std::string_view uri);

@@ -8,7 +8,10 @@
 //    after a cancel and a retry the same task can be claimed again while the old run is still
 //    ending, and the two must not share an entry.
 //  - The loop claims about what can start soon: the pool's threads plus `prefetch`, minus the
-//    claims that still occupy a worker, so a second daemon gets its share of the work.
+//    claims that still occupy a worker, so a second daemon gets its share of the work. While
+//    more than one claim per worker waits, it claims only once a quarter of that window is free
+//    (claim_room_locked): each commit frees a few slots, and a claim per commit cost a claim's
+//    fixed statements for a handful of rows (a server round trip each on PostgreSQL).
 //  - A run starts through start_runs, which counts the attempt and refuses a claim cancelled or
 //    taken over while it was queued: such a run never starts. To keep a run at one commit, the
 //    thread recording outcomes starts, in the same transaction, as many queued claims as runs it
@@ -324,6 +327,15 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
     return want > occupying ? std::min(want - occupying, opts.batch - flights.size()) : 0;
   }
 
+  // capacity_locked(), or 0 while the window is over three quarters full and more than one
+  // claim per worker waits (small claims would follow each commit; see the design note).
+  std::size_t claim_room_locked() const TP_REQUIRES(mu) {
+    const std::size_t cap = capacity_locked();
+    const std::size_t occupying = flights.size() - std::min(flights.size(), done.size());
+    const std::size_t want = workers + opts.prefetch;
+    return cap * 4 >= want || occupying <= 2 * workers ? cap : 0;
+  }
+
   void loop() {
     auto now = steady::now();
     auto next_renew = now + opts.lease / 3;
@@ -349,7 +361,7 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       last_offset = offset;
 
       const bool claiming = !stopping && !paused;
-      const std::size_t cap = claiming ? capacity_locked() : 0;
+      const std::size_t cap = claiming ? claim_room_locked() : 0;
       const bool due_now = due <= std::chrono::system_clock::now();
       if (cap > 0 && now >= fail_not_before && (woken || (due_now && now >= claim_not_before))) {
         woken = false;
@@ -410,7 +422,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
         next_recover = steady::now() + tick;
         need_due = true;
       }
-      if (need_due) {
+      // (No room to claim: the look waits until there is; every change meanwhile would cost one.)
+      if (need_due && (!claiming || claim_room_locked() > 0)) {
         lk.unlock();
         std::optional<wall_time> d;
         bool ok = true;
@@ -442,11 +455,11 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
       if (!stopping) deadline = std::min({deadline, next_recover, next_beat});
       if (check_pending) deadline = std::min(deadline, next_check);
       if (!done.empty() && !flushing) deadline = std::min(deadline, commit_retry_at);
-      if (due != wall_time::max() && claiming && capacity_locked() > 0) {
+      if (due != wall_time::max() && claiming && claim_room_locked() > 0) {
         auto until = std::chrono::ceil<steady::duration>(due - std::chrono::system_clock::now());
         deadline = std::min(deadline, std::max({now + until, claim_not_before, fail_not_before}));
       }
-      if (woken && capacity_locked() > 0 && claiming) {
+      if (woken && claim_room_locked() > 0 && claiming) {
         if (now >= fail_not_before) continue;
         deadline = std::min(deadline, fail_not_before);
       }

@@ -96,18 +96,38 @@ std::int64_t Result::affected() const {
   return n;
 }
 
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
+ArrayLiteral& ArrayLiteral::add(const char* v) {
+  if (v == nullptr) {
+    if (n_++) s_ += ',';
+    s_ += "NULL";
+    return *this;
   }
-  return out + "}";
+  return add(std::string_view(v));
+}
+
+ArrayLiteral& ArrayLiteral::add(std::string_view v) {
+  if (n_++) s_ += ',';
+  s_ += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') s_ += '\\';
+    s_ += c;
+  }
+  s_ += '"';
+  return *this;
+}
+
+ArrayLiteral& ArrayLiteral::add(std::int64_t n) {
+  if (n_++) s_ += ',';
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  s_.append(buf, end);
+  return *this;
+}
+
+std::string text_array(const std::vector<std::string>& items) {
+  ArrayLiteral a;
+  for (const std::string& s : items) a.add(s);
+  return a.str();
 }
 
 ConnInfo parse_uri(const std::string& uri, std::chrono::milliseconds connect_timeout) {

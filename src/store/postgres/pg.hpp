@@ -99,6 +99,30 @@ class Params {
   std::vector<std::optional<std::string>> v_;
 };
 
+// A text-format array literal built element by element, for an `$n::T[]` parameter (set-based
+// statements: unnest, = ANY): NULL bare, anything else double-quoted with backslash and double
+// quote escaped, so any text (braces, commas, quotes, newlines) round-trips.
+class ArrayLiteral {
+ public:
+  ArrayLiteral& add(const char* v);  // nullptr: NULL
+  ArrayLiteral& add(std::string_view v);
+  ArrayLiteral& add(const std::string& v) { return add(std::string_view(v)); }
+  ArrayLiteral& add(std::int64_t n);
+  ArrayLiteral& add(int n) { return add(static_cast<std::int64_t>(n)); }
+  ArrayLiteral& add(bool b) { return add(std::string_view(b ? "t" : "f")); }
+  template <class T>
+  ArrayLiteral& add(const std::optional<T>& o) {
+    if (o) return add(*o);
+    return add(static_cast<const char*>(nullptr));
+  }
+  std::size_t size() const { return n_; }
+  std::string str() const { return s_ + '}'; }
+
+ private:
+  std::string s_ = "{";
+  std::size_t n_ = 0;
+};
+
 // A PostgreSQL text[] literal of `items` (each element quoted), for an `$n::text[]` parameter.
 std::string text_array(const std::vector<std::string>& items);
 

@@ -54,6 +54,7 @@
 #include <optional>
 #include <mutex>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -182,6 +183,17 @@ CREATE INDEX tasks_fair_group ON tasks (task_level, group_id COLLATE "C", exec_t
 DROP TRIGGER tasks_notify_insert ON tasks;
 CREATE TRIGGER tasks_notify_insert AFTER INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION taskpool_notify();
 )sql",
+    // 3 -> 4: prune is the only reader of updated_time's index and looks only at ended rows, so
+    // the index holds only those: an insert, a claim and a start no longer add an entry to it
+    // (every update of a row that changes an indexed column adds one to each index it is in).
+    // Pages are filled to half by inserts: a run's start (attempts only) then finds room on its
+    // row's page and is a HOT update, no index entries (about 90% of starts in the bench, 20%
+    // with full pages); the table even ends smaller (fewer rows moved to other pages).
+    R"sql(
+DROP INDEX tasks_updated;
+CREATE INDEX tasks_ended ON tasks (updated_time) WHERE task_status IN ('done', 'failed', 'cancelled');
+ALTER TABLE tasks SET (fillfactor = 50);
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -229,8 +241,8 @@ TaskRecord read_record(const Result& s, int row) {
 
 // The prepared statements, by index; each is prepared on every (re)connect as "tp<index>".
 enum Q {
-  kInsert, kGet, kGetForUpdate, kList, kSetCancelled, kWaitingTime, kSetTime, kRetry, kClaim, kStart, kRenew, kHeld,
-  kClaimRow, kClearLease, kFinishRun, kRelease, kLeaseOwners, kRecoverRunning, kRecoverEnded, kNextDue, kReport,
+  kInsert, kGet, kGetForUpdate, kList, kSetCancelled, kWaitingTime, kSetTime, kRetry, kClaim, kRenew, kHeld,
+  kClaimRow, kClearLease, kRelease, kLeaseOwners, kRecoverRunning, kRecoverEnded, kNextDue, kReport,
   kReports, kAck, kPruneTasks, kPruneReports, kCounts, kUnacked,
   // Contract methods not yet on TaskStore (see the class).
   kClaimCapped, kMatchIds, kRetryGuarded, kRemoveTask, kRemoveReports, kTryLead, kRemoveNode, kResign,
@@ -239,7 +251,11 @@ enum Q {
   kNow, kListDesc, kMatchIdsDesc, kTaskReports, kFairFirst, kFairNext, kFairRows, kFairFirstGroup, kFairNextGroup,
   kFairRowsGroup, kFlip,
   // add_batch's bulk path for tasks without a unique_key.
-  kNextIds, kInsertMany, kQueryCount
+  kNextIds, kInsertMany,
+  // commit()'s set-based steps: one statement per kind per group commit.
+  kClaimRows, kStartMany, kFinishMany, kReportMany,
+  // The fair claim's first probe.
+  kFairLevels, kQueryCount
 };
 
 // What a ListQuery selects ($1 status, $2 handler, $3 creator, $4 group, $5 text, $6 due_before,
@@ -275,6 +291,10 @@ enum Q {
 #define TP_DUE "task_status = 'waiting' AND lease_owner IS NULL AND exec_time <= " TP_NOW_MS
 #define TP_DUE_UPTO TP_DUE " AND task_level <= $6::int"
 #define TP_HANDLER "coalesce(nullif(exec_task, ''), task_type)"
+// kInsertMany's column `col` from array $n of `type`: the row's element, or the only element
+// for every row (unnest pads the shorter arrays with NULLs).
+#define TP_EACH(n, type, col) \
+  "CASE WHEN cardinality($" #n "::" #type "[]) = 1 THEN ($" #n "::" #type "[])[1] ELSE u." #col " END"
 
 
 const char* const kSql[kQueryCount] = {
@@ -317,20 +337,17 @@ const char* const kSql[kQueryCount] = {
     "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id IN (SELECT id FROM tasks "
     "WHERE task_status = 'waiting' AND lease_owner IS NULL AND exec_time <= " TP_NOW_MS " "
     "AND task_level <= $4::int ORDER BY task_level DESC, exec_time, id FOR UPDATE SKIP LOCKED LIMIT $3) RETURNING " TP_COLS,
-    // kStart, kRenew, kHeld: each matches the claim's token.
-    "UPDATE tasks SET attempts = attempts + 1 WHERE id = $1 AND claim_token = $2 AND task_status = 'running' "
-    "RETURNING attempts",
-    "UPDATE tasks SET lease_until = " TP_NOW_MS " + $1::bigint WHERE id = $2 AND claim_token = $3 AND "
-    "task_status = 'running'",
-    "SELECT 1 FROM tasks WHERE id = $1 AND claim_token = $2 AND task_status = 'running'",
+    // kRenew ($1 lease ms, $2 ids ascending, $3 claim tokens), kHeld ($1 ids): the claims still
+    // held (running under the token), each statement for a whole set of claims; kHeld's tokens
+    // are matched by the caller.
+    "UPDATE tasks AS t SET lease_until = " TP_NOW_MS " + $1::bigint FROM unnest($2::bigint[], $3::bigint[]) AS "
+    "s(id, tok) WHERE t.id = s.id AND t.claim_token = s.tok AND t.task_status = 'running' RETURNING t.id, t.claim_token",
+    "SELECT id, claim_token FROM tasks WHERE id = ANY($1::bigint[]) AND task_status = 'running'",
     // kClaimRow: the row as the claim left it, locked until the transaction ends; and the clock.
     "SELECT task_status = 'running', lease_owner IS NOT NULL, revision, exec_time, " TP_NOW_MS
     " FROM tasks WHERE id = $1 AND claim_token = $2 FOR UPDATE",
-    // kClearLease, kFinishRun, kRelease
+    // kClearLease, kRelease
     "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND claim_token = $2",
-    "UPDATE tasks SET task_status = $1, exec_time = $2, attempts = $3, result = coalesce($4, result), "
-    "last_error = $5, planned_time = $6, lease_owner = NULL, lease_until = NULL, updated_time = " TP_NOW_MS
-    ", debounce_start = CASE WHEN $8::boolean THEN NULL ELSE debounce_start END WHERE id = $7",
     "UPDATE tasks SET task_status = 'waiting', attempts = greatest(attempts - $1::integer, 0), lease_owner = NULL, "
     "lease_until = NULL, updated_time = " TP_NOW_MS " WHERE id = $2",
     // kLeaseOwners, kRecoverRunning, kRecoverEnded ($1 dead owners, $2 alive owners)
@@ -414,9 +431,12 @@ const char* const kSql[kQueryCount] = {
     TP_FAIR("creator_id"),
     TP_FAIR("group_id"),
     // kFlip ($1 owner, $2 lease, $3 ids): the rows a fair claim picked (and locked) become running.
+    // A join on the key, not id = ANY($3): with `task_status = 'waiting'` beside it the planner
+    // took a walk of a whole partial index of waiting rows (tasks_fair_group, id a filter), about
+    // 1 ms per claim with 10k waiting.
     "UPDATE tasks SET task_status = 'running', lease_owner = $1, lease_until = " TP_NOW_MS " + $2::bigint, "
-    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " WHERE id = ANY($3::bigint[]) AND "
-    "task_status = 'waiting' RETURNING " TP_COLS,
+    "claim_token = claim_token + 1, updated_time = " TP_NOW_MS " FROM unnest($3::bigint[]) AS pick(pid) WHERE "
+    "id = pick.pid AND task_status = 'waiting' RETURNING " TP_COLS,
     // kNextIds ($1 n): n fresh ids from tasks' identity sequence (add_batch sorts them and
     // gives them to its rows in input order, so no RETURNING order is relied on).
     // The sequence is looked up once (OFFSET 0 keeps the planner from pulling the lookup into
@@ -424,17 +444,51 @@ const char* const kSql[kQueryCount] = {
     "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('tasks', 'id')::regclass AS seq OFFSET 0) q, "
     "generate_series(1, $1::int)",
     // kInsertMany: kInsert's plain insert (no unique_key, no debounce: no conflict, no window),
-    // one row per array element; the arrays are insert_params' $1..$16 columns, transposed
-    // (those that are always NULL here left out), with $1 the ids from kNextIds.
+    // one row per element of $1, the ids from kNextIds; $2..$16 are insert_params' $1..$16
+    // columns, transposed (those always NULL here left out), each either one element per row
+    // or, when the whole chunk has the same value, that value alone (TP_EACH: the server parses
+    // one element instead of one per row; parsing the arrays was about a third of the cost).
     "INSERT INTO tasks (id, creator_id, group_id, task_type, by_plugin, exec_task, payload, create_time, exec_time, "
     "task_status, task_level, report_user_id, report_group_id, repeat_every, attempts, max_attempts, updated_time, "
-    "report_on, cron, tz) SELECT u.id, u.creator_id, u.group_id, u.task_type, u.by_plugin, u.exec_task, u.payload, "
-    TP_NOW_MS ", coalesce(u.exec_time, " TP_NOW_MS "), 'waiting', u.task_level, u.report_user_id, u.report_group_id, "
-    "u.repeat_every, 0, u.max_attempts, " TP_NOW_MS ", u.report_on, u.cron, u.tz FROM unnest($1::bigint[], "
+    "report_on, cron, tz) SELECT u.id, " TP_EACH(2, text, creator_id) ", " TP_EACH(3, text, group_id) ", "
+    TP_EACH(4, text, task_type) ", " TP_EACH(5, text, by_plugin) ", " TP_EACH(6, text, exec_task) ", "
+    TP_EACH(7, text, payload) ", " TP_NOW_MS ", coalesce(" TP_EACH(8, bigint, exec_time) ", " TP_NOW_MS "), 'waiting', "
+    TP_EACH(9, int, task_level) ", " TP_EACH(10, text, report_user_id) ", " TP_EACH(11, text, report_group_id) ", "
+    TP_EACH(12, bigint, repeat_every) ", 0, " TP_EACH(13, int, max_attempts) ", " TP_NOW_MS ", "
+    TP_EACH(14, text, report_on) ", " TP_EACH(15, text, cron) ", " TP_EACH(16, text, tz) " FROM unnest($1::bigint[], "
     "$2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::int[], $10::text[], "
     "$11::text[], $12::bigint[], $13::int[], $14::text[], $15::text[], $16::text[]) AS u(id, creator_id, group_id, "
     "task_type, by_plugin, exec_task, payload, exec_time, task_level, report_user_id, report_group_id, repeat_every, "
     "max_attempts, report_on, cron, tz)",
+    // kClaimRows ($1 ids, ascending): kClaimRow for a group commit's completed claims, locked in
+    // id order (two nodes committing at once lock in the same order: no deadlock). Rows whose
+    // claim_token no longer matches are left out by the caller (and stay locked until the end
+    // of the transaction, harmlessly). = ANY keeps the plan an index scan on the key.
+    "SELECT id, claim_token, task_status = 'running', lease_owner IS NOT NULL, revision, exec_time, " TP_NOW_MS
+    " FROM tasks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+    // kStartMany ($1 ids, $2 claim tokens): a run starts (attempts + 1) where its claim is still
+    // held (the token matches, still running); the rows started.
+    "UPDATE tasks AS t SET attempts = t.attempts + 1 FROM unnest($1::bigint[], $2::bigint[]) AS s(id, tok) "
+    "WHERE t.id = s.id AND t.claim_token = s.tok AND t.task_status = 'running' RETURNING t.id, t.claim_token, t.attempts",
+    // kFinishMany: the outcomes (store::end_of_run) of distinct rows locked by kClaimRows: status,
+    // exec_time, attempts, result (NULL keeps the last), error, planned_time, id, ends the debounce
+    // window; the lease goes.
+    "UPDATE tasks AS t SET task_status = s.status, exec_time = s.exec_time, attempts = s.attempts, "
+    "result = coalesce(s.result, t.result), last_error = s.error, planned_time = s.planned_time, lease_owner = NULL, "
+    "lease_until = NULL, updated_time = " TP_NOW_MS ", debounce_start = CASE WHEN s.ends THEN NULL ELSE "
+    "t.debounce_start END FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::bigint[], "
+    "$7::bigint[], $8::boolean[]) AS s(status, exec_time, attempts, result, error, planned_time, id, ends) "
+    "WHERE t.id = s.id",
+    // kReportMany: kReport for many reports, in array order.
+    "INSERT INTO reports (task_id, report_user_id, report_group_id, status, result, error, created_time) "
+    "SELECT u.task_id, u.ru, u.rg, u.status, u.result, u.error, " TP_NOW_MS " FROM unnest($1::bigint[], $2::text[], "
+    "$3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(task_id, ru, rg, status, result, error, n) "
+    "ORDER BY u.n",
+    // kFairLevels: the levels with waiting rows (kFairFirst's rows): the fair claim skips the
+    // others without a probe each. One seek per level (LATERAL ... LIMIT 1, as kNextDue: an
+    // EXISTS may be planned as a semi-join over every waiting row).
+    "SELECT v.level FROM generate_series(0, 9) AS v(level), LATERAL (SELECT 1 FROM tasks WHERE "
+    "task_status = 'waiting' AND task_level = v.level LIMIT 1) AS w",
 };
 
 void default_log(const std::string& line) { std::fprintf(stderr, "taskpool: %s\n", line.c_str()); }
@@ -609,9 +663,13 @@ class PostgresTaskStore final : public TaskStore {
       if (!fresh) it->second = std::min(it->second, cap.free);  // a handler named twice: the smaller cap
     }
     int level = kMaxTaskLevel;
-    if (req.fairness != Fairness::none)
+    if (req.fairness != Fairness::none) {
+      bool waiting[kMaxTaskLevel + 1] = {};
+      Result lv = run_locked(kFairLevels, Params());
+      for (int i = 0; i < lv.rows(); ++i) waiting[std::clamp<std::int64_t>(lv.i64(i, 0), kMinTaskLevel, kMaxTaskLevel)] = true;
       for (; level >= kMinTaskLevel && !c.full(); --level)
-        if (!claim_fair_locked(c, level)) break;  // the probe budget ran out: the plain order from here
+        if (waiting[level] && !claim_fair_locked(c, level)) break;  // the probe budget ran out: the plain order from here
+    }
     if (!c.full() && level >= kMinTaskLevel) claim_plain_locked(c, level);
     if (c.out.empty()) return {};  // nothing written: the transaction rolls back
     tx.commit();
@@ -628,25 +686,32 @@ class PostgresTaskStore final : public TaskStore {
 
   std::vector<bool> renew_leases(const std::vector<const TaskRecord*>& claims, std::chrono::milliseconds lease) override {
     detail::MutexLock lk(mu_);
-    std::vector<bool> out(claims.size(), false);
-    if (claims.empty()) return out;
-    Tx tx(*this);
-    for (std::size_t i = 0; i < claims.size(); ++i) {
-      Result r = run_locked(kRenew, Params()
-                                        .add(static_cast<std::int64_t>(lease.count()))
-                                        .add(claims[i]->id)
-                                        .add(claims[i]->claim_token));
-      out[i] = r.affected() == 1;
+    if (claims.empty()) return {};
+    std::vector<const TaskRecord*> sorted = claims;  // row locks in id order, as every batch takes them
+    std::sort(sorted.begin(), sorted.end(), [](const TaskRecord* a, const TaskRecord* b) { return a->id < b->id; });
+    pg::ArrayLiteral ids, toks;
+    for (const TaskRecord* t : sorted) {
+      ids.add(t->id);
+      toks.add(t->claim_token);
     }
-    tx.commit();
-    return out;
+    Result r = run_locked(kRenew, Params().add(static_cast<std::int64_t>(lease.count())).add(ids.str()).add(toks.str()));
+    return held_claims(claims, r);
   }
 
   std::vector<bool> claims_held(const std::vector<const TaskRecord*>& claims) override {
     detail::MutexLock lk(mu_);
+    if (claims.empty()) return {};
+    pg::ArrayLiteral ids;
+    for (const TaskRecord* t : claims) ids.add(t->id);
+    return held_claims(claims, run_locked(kHeld, Params().add(ids.str())));
+  }
+
+  // Which of `claims` the rows (id, claim_token) of `r` hold.
+  static std::vector<bool> held_claims(const std::vector<const TaskRecord*>& claims, const Result& r) {
+    std::set<std::pair<std::int64_t, std::int64_t>> held;
+    for (int k = 0; k < r.rows(); ++k) held.emplace(r.i64(k, 0), r.i64(k, 1));
     std::vector<bool> out(claims.size(), false);
-    for (std::size_t i = 0; i < claims.size(); ++i)
-      out[i] = run_locked(kHeld, Params().add(claims[i]->id).add(claims[i]->claim_token)).rows() == 1;
+    for (std::size_t i = 0; i < claims.size(); ++i) out[i] = held.count({claims[i]->id, claims[i]->claim_token}) > 0;
     return out;
   }
 
@@ -656,8 +721,7 @@ class PostgresTaskStore final : public TaskStore {
     if (items.empty() && start.empty()) return {};
     Tx tx(*this);
     std::vector<std::int64_t> attempts;
-    CommitResult out = commit_locked(items, retry, start, attempts);
-    tx.commit();
+    CommitResult out = commit_locked(tx, items, retry, start, attempts);
     // The caller's copies change only after the commit: a failed commit leaves them as they were.
     for (std::size_t i = 0; i < start.size(); ++i)
       if (out.started[i]) start[i]->attempts = static_cast<int>(attempts[i]);
@@ -898,27 +962,50 @@ class PostgresTaskStore final : public TaskStore {
   }
 
  private:
+  // Statements for one pipeline (run_pipelined_locked).
+  static constexpr std::size_t kPipelineChunk = 256;
+  using Batch = std::vector<std::pair<Q, Params>>;
+
   // BEGIN ... COMMIT on the store's connection; rolls back when destroyed uncommitted (nothing
-  // half-written). Lives only inside a store call that holds mu_.
+  // half-written). Lives only inside a store call that holds mu_. Round trips are what a
+  // transaction costs on a busy server: BEGIN travels with the first statement (the same
+  // pipeline), and commit(batch) sends COMMIT with the last statements; a transaction that ran
+  // nothing sends nothing.
   class Tx {
    public:
     explicit Tx(PostgresTaskStore& s) TP_REQUIRES(s.mu_) : s_(s) {
-      s.exec_locked("BEGIN");
       s.in_tx_ = true;
+      s.begin_pending_ = true;
     }
     void commit() TP_NO_THREAD_SAFETY_ANALYSIS {
-      s_.exec_locked("COMMIT");
-      done_ = true;
-      s_.in_tx_ = false;
-      s_.writes_.fetch_add(1);
+      if (!s_.begin_pending_) s_.exec_locked("COMMIT");
+      committed();
+    }
+    // Runs `last` and COMMIT in one round trip; their results.
+    std::vector<Result> commit(const Batch& last) TP_NO_THREAD_SAFETY_ANALYSIS {
+      if (last.empty()) {
+        commit();
+        return {};
+      }
+      std::vector<Result> out = s_.run_pipelined_locked(last, true);
+      committed();
+      return out;
     }
     ~Tx() TP_NO_THREAD_SAFETY_ANALYSIS {  // the caller's lock outlives the Tx
       s_.in_tx_ = false;
-      if (!done_ && s_.conn_ && PQstatus(s_.conn_.get()) == CONNECTION_OK)
+      const bool begun = !s_.begin_pending_;
+      s_.begin_pending_ = false;
+      if (!done_ && begun && s_.conn_ && PQstatus(s_.conn_.get()) == CONNECTION_OK)
         PQclear(PQexec(s_.conn_.get(), "ROLLBACK"));
     }
 
    private:
+    void committed() TP_NO_THREAD_SAFETY_ANALYSIS {
+      done_ = true;
+      s_.in_tx_ = false;
+      s_.begin_pending_ = false;
+      s_.writes_.fetch_add(1);
+    }
     PostgresTaskStore& s_;
     bool done_ = false;
   };
@@ -929,8 +1016,9 @@ class PostgresTaskStore final : public TaskStore {
   // the server cannot be reached (at most one attempt per backoff period).
   PGconn* conn_locked() TP_REQUIRES(mu_) {
     if (conn_ && PQstatus(conn_.get()) == CONNECTION_OK) return conn_.get();
-    // Never reconnect inside a transaction: what follows would run outside it.
-    if (in_tx_) throw StoreError("taskpool store: lost the connection to " + info_.redacted + " inside a transaction");
+    // Never reconnect inside a transaction (what follows would run outside it); one that has
+    // sent nothing yet may.
+    if (in_tx_ && !begin_pending_) throw StoreError("taskpool store: lost the connection to " + info_.redacted + " inside a transaction");
     conn_.reset();
     const auto now = steady::now();
     if (now < next_connect_)
@@ -961,6 +1049,7 @@ class PostgresTaskStore final : public TaskStore {
   }
 
   Result run_locked(Q q, const Params& p) TP_REQUIRES(mu_) {
+    if (begin_pending_) return std::move(run_pipelined_locked(Batch{{q, p}}).front());  // with the BEGIN
     PGconn* c = conn_locked();
     try {
       return pg::exec_prepared(c, name(q), p, uri_);
@@ -1160,22 +1249,6 @@ class PostgresTaskStore final : public TaskStore {
     if (e.sqlstate() == "22P02" || e.sqlstate() == "22032") throw std::invalid_argument("payload is not valid JSON");
   }
 
-  // An element of a text-format array literal: NULL bare, anything else double-quoted with
-  // backslash and double quote escaped.
-  static void append_array_element(std::string& out, const char* v) {
-    if (out.size() > 1) out += ',';
-    if (v == nullptr) {
-      out += "NULL";
-      return;
-    }
-    out += '"';
-    for (const char* p = v; *p != '\0'; ++p) {
-      if (*p == '"' || *p == '\\') out += '\\';
-      out += *p;
-    }
-    out += '"';
-  }
-
   static constexpr std::size_t kBulkChunk = 5000;
   // kInsertMany for ts[from, to) (all plain): insert_params' columns per row, transposed into
   // array literals, with fresh ids given in input order; appends the ids to `ids`.
@@ -1190,17 +1263,37 @@ class PostgresTaskStore final : public TaskStore {
     // insert_params' $1..$12 and $14..$16 ($13 unique_key, $17, $18 are NULL for a plain task).
     static constexpr int kCols[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15};
     constexpr std::size_t kCount = std::size(kCols);
-    std::string arrays[1 + kCount];
-    for (std::string& a : arrays) a = "{";
+    pg::ArrayLiteral arrays[1 + kCount];
+    std::optional<std::string> first[kCount];  // row 0's value of each column
+    bool same[kCount];                          // every row so far has it (the array is built once not)
+    std::fill(std::begin(same), std::end(same), true);
     for (std::size_t k = 0; k < n; ++k) {
       const NewTask& t = ts[from + k];
       const Params p = insert_params(t, exec_time_locked(t));
       const std::vector<const char*> v = p.values();
-      append_array_element(arrays[0], std::to_string(fresh[k]).c_str());
-      for (std::size_t c = 0; c < kCount; ++c) append_array_element(arrays[1 + c], v[static_cast<std::size_t>(kCols[c])]);
+      arrays[0].add(fresh[k]);
+      for (std::size_t c = 0; c < kCount; ++c) {
+        const char* x = v[static_cast<std::size_t>(kCols[c])];
+        if (k == 0) {
+          if (x) first[c] = x;
+        } else if (same[c] && !(x ? first[c] && *first[c] == x : !first[c])) {
+          same[c] = false;  // the rows so far had row 0's value
+          for (std::size_t j = 0; j < k; ++j) arrays[1 + c].add(first[c]);
+        }
+        if (!same[c]) arrays[1 + c].add(x);
+      }
     }
     Params bulk;
-    for (std::string& a : arrays) bulk.add((a += '}'));
+    bulk.add(arrays[0].str());
+    for (std::size_t c = 0; c < kCount; ++c) {
+      if (!same[c]) {
+        bulk.add(arrays[1 + c].str());
+        continue;
+      }
+      pg::ArrayLiteral one;  // kInsertMany's TP_EACH: one value for every row
+      one.add(first[c]);
+      bulk.add(one.str());
+    }
     run_locked(kInsertMany, bulk);
     ids.insert(ids.end(), fresh.begin(), fresh.end());
   }
@@ -1218,10 +1311,10 @@ class PostgresTaskStore final : public TaskStore {
 
   // Runs `q` once per parameter set in libpq's pipeline mode, inside the caller's transaction:
   // one round trip per chunk of kPipelineChunk statements (small enough that neither side's
-  // socket buffer fills while the other is not reading). Throws the first statement's error.
-  static constexpr std::size_t kPipelineChunk = 256;
-  using Batch = std::vector<std::pair<Q, Params>>;
-  std::vector<Result> run_pipelined_locked(const Batch& ps) TP_REQUIRES(mu_) {
+  // socket buffer fills while the other is not reading); the transaction's pending BEGIN goes
+  // first, and `commit`: COMMIT last (Tx::commit(batch)). Throws the first statement's error.
+  // The results are ps's, in order (not BEGIN's or COMMIT's).
+  std::vector<Result> run_pipelined_locked(const Batch& ps, bool commit = false) TP_REQUIRES(mu_) {
     std::vector<Result> out;
     if (ps.empty()) return out;
     PGconn* c = conn_locked();
@@ -1231,13 +1324,24 @@ class PostgresTaskStore final : public TaskStore {
     auto fail = [&](std::exception_ptr e) {
       if (!failure) failure = std::move(e);
     };
+    auto send_plain = [&](const char* sql) { return PQsendQueryParams(c, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1; };
     for (std::size_t begin = 0; begin < ps.size() && !failure; begin += kPipelineChunk) {
       const std::size_t end = std::min(begin + kPipelineChunk, ps.size());
       bool sent = true;
+      // BEGIN's and COMMIT's results are skipped below by position: `skip_first` / the last one.
+      const bool skip_first = begin_pending_;
+      if (begin_pending_) {
+        sent = send_plain("BEGIN");
+        begin_pending_ = false;  // sent or not, the Tx rolls back what may have begun
+      }
       for (std::size_t i = begin; i < end && sent; ++i) {
         auto v = ps[i].second.values();
         sent = PQsendQueryPrepared(c, name(ps[i].first).c_str(), ps[i].second.size(), v.data(), nullptr, nullptr, 0) == 1;
       }
+      const bool with_commit = commit && end == ps.size();
+      if (sent && with_commit) sent = send_plain("COMMIT");
+      std::size_t seen = 0;  // results read in this chunk (BEGIN's included)
+      const std::size_t expect = (end - begin) + (skip_first ? 1 : 0) + (with_commit ? 1 : 0);
       if (!sent || !PQpipelineSync(c)) {
         fail(std::make_exception_ptr(StoreError(pg::one_line(std::string("taskpool store: ") + PQerrorMessage(c), uri_))));
         break;
@@ -1258,12 +1362,14 @@ class PostgresTaskStore final : public TaskStore {
           PQclear(r);
           break;
         }
+        const std::size_t at = seen++;
         if (st == PGRES_PIPELINE_ABORTED || failure) {
           PQclear(r);
           continue;
         }
         try {
-          out.push_back(pg::check(c, r, uri_));
+          Result checked = pg::check(c, r, uri_);
+          if (!(skip_first && at == 0) && !(with_commit && at + 1 == expect)) out.push_back(std::move(checked));
         } catch (...) {
           fail(std::current_exception());
         }
@@ -1281,54 +1387,114 @@ class PostgresTaskStore final : public TaskStore {
   }
 
   // Records `items` and starts `start` inside the caller's transaction in two pipelined round
-  // trips: first every completed claim's row is locked and read (FOR UPDATE: a concurrent
-  // upsert or cancel is seen or waits) and every start applied; then each outcome
-  // (store::end_of_run) is written with its report. attempts[i]: start[i]'s new attempt count.
-  CommitResult commit_locked(const std::vector<Completion>& items, const RetryPolicy& retry,
+  // trips of set-based statements (one per kind, not one per row: on a small server the
+  // per-statement cost dominated): first every completed claim's row is locked and read
+  // (kClaimRows, FOR UPDATE: a concurrent upsert or cancel is seen or waits) and every start
+  // applied (kStartMany); then the outcomes (store::end_of_run) are written (kFinishMany) with
+  // their reports (kReportMany), and `tx` commits with them. Starts alone take one round trip.
+  // attempts[i]: start[i]'s new attempt count.
+  CommitResult commit_locked(Tx& tx, const std::vector<Completion>& items, const RetryPolicy& retry,
                              const std::vector<TaskRecord*>& start, std::vector<std::int64_t>& attempts)
       TP_REQUIRES(mu_) {
+    std::vector<std::int64_t> claim_ids;
+    claim_ids.reserve(items.size());
+    for (const Completion& c : items) claim_ids.push_back(c.claimed->id);
+    std::sort(claim_ids.begin(), claim_ids.end());
+    claim_ids.erase(std::unique(claim_ids.begin(), claim_ids.end()), claim_ids.end());
+    // The starts in id order too (their row locks are taken in the order the join meets them).
+    std::vector<std::size_t> by_id(start.size());
+    for (std::size_t i = 0; i < by_id.size(); ++i) by_id[i] = i;
+    std::sort(by_id.begin(), by_id.end(), [&](std::size_t a, std::size_t b) { return start[a]->id < start[b]->id; });
     Batch first;
-    first.reserve(items.size() + start.size());
-    for (const Completion& c : items) first.emplace_back(kClaimRow, Params().add(c.claimed->id).add(c.claimed->claim_token));
-    for (const TaskRecord* t : start) first.emplace_back(kStart, Params().add(t->id).add(t->claim_token));
-    const std::vector<Result> rows = run_pipelined_locked(first);
+    if (!claim_ids.empty()) {
+      pg::ArrayLiteral ids;
+      for (std::int64_t id : claim_ids) ids.add(id);
+      first.emplace_back(kClaimRows, Params().add(ids.str()));
+    }
+    if (!start.empty()) {
+      pg::ArrayLiteral ids, toks;
+      for (std::size_t i : by_id) {
+        ids.add(start[i]->id);
+        toks.add(start[i]->claim_token);
+      }
+      first.emplace_back(kStartMany, Params().add(ids.str()).add(toks.str()));
+    }
+    const std::vector<Result> rs = items.empty() ? tx.commit(first) : run_pipelined_locked(first);
     CommitResult out;
     out.recorded.assign(items.size(), false);
     out.started.assign(start.size(), false);
     attempts.assign(start.size(), 0);
-    for (std::size_t i = 0; i < start.size(); ++i) {
-      const Result& r = rows[items.size() + i];
-      if (r.rows() == 1) {
-        out.started[i] = true;
-        attempts[i] = r.i64(0, 0);
+    if (!start.empty()) {
+      const Result& r = rs.back();
+      std::map<std::pair<std::int64_t, std::int64_t>, std::int64_t> got;  // (id, token) -> attempts
+      for (int k = 0; k < r.rows(); ++k) got[{r.i64(k, 0), r.i64(k, 1)}] = r.i64(k, 2);
+      for (std::size_t i = 0; i < start.size(); ++i) {
+        auto it = got.find({start[i]->id, start[i]->claim_token});
+        if (it != got.end()) {
+          out.started[i] = true;
+          attempts[i] = it->second;
+        }
       }
     }
+    // Row of each locked id: (running, leased, revision, exec_time, now) at its token.
+    std::map<std::int64_t, int> row_of;
+    const Result* rows = claim_ids.empty() ? nullptr : &rs.front();
+    if (rows)
+      for (int k = 0; k < rows->rows(); ++k) row_of.emplace(rows->i64(k, 0), k);
+    pg::ArrayLiteral f_status, f_exec, f_attempts, f_result, f_error, f_planned, f_id, f_ends;
+    pg::ArrayLiteral r_task, r_user, r_group, r_status, r_result, r_error;
     Batch writes;
     std::uniform_real_distribution<double> u(-1.0, 1.0);
     for (std::size_t i = 0; i < items.size(); ++i) {
       const TaskRecord& claimed = *items[i].claimed;
-      const Result& row = rows[i];
-      if (row.rows() == 0) continue;  // claimed again since: not ours to record
-      if (!row.boolean(0, 0)) {       // cancelled while running: acknowledge the end, record nothing
-        if (row.boolean(0, 1)) writes.emplace_back(kClearLease, Params().add(claimed.id).add(claimed.claim_token));
+      auto it = row_of.find(claimed.id);
+      if (it == row_of.end()) continue;
+      const int k = it->second;
+      if (rows->i64(k, 1) != claimed.claim_token) continue;  // claimed again since: not ours to record
+      row_of.erase(it);  // the same claim twice in one commit: the first outcome counts
+      if (!rows->boolean(k, 2)) {  // cancelled while running: acknowledge the end, record nothing
+        if (rows->boolean(k, 3)) writes.emplace_back(kClearLease, Params().add(claimed.id).add(claimed.claim_token));
         continue;
       }
-      const RunEnd e = end_of_run(claimed, items[i].outcome, retry, u(rng_), row.i64(0, 2) != claimed.revision,
-                                  row.i64(0, 3), row.i64(0, 4));
-      writes.emplace_back(kFinishRun, Params()
-                                          .add(to_string(e.status))
-                                          .add(e.exec_time)
-                                          .add(e.attempts)
-                                          .add(e.result)
-                                          .add(e.error)
-                                          .add(e.planned_time)
-                                          .add(claimed.id)
-                                          .add(e.ends_debounce_window));
-      if (e.report && writes_report(claimed, *e.report))
-        writes.emplace_back(kReport, report_params(claimed, *e.report, e.result, e.error));
+      const RunEnd e = end_of_run(claimed, items[i].outcome, retry, u(rng_), rows->i64(k, 4) != claimed.revision,
+                                  rows->i64(k, 5), rows->i64(k, 6));
+      f_status.add(to_string(e.status));
+      f_exec.add(e.exec_time);
+      f_attempts.add(e.attempts);
+      f_result.add(e.result);
+      f_error.add(e.error);
+      f_planned.add(e.planned_time);
+      f_id.add(claimed.id);
+      f_ends.add(e.ends_debounce_window);
+      if (e.report && writes_report(claimed, *e.report)) {
+        r_task.add(claimed.id);
+        r_user.add(report_user(claimed));
+        r_group.add(report_group(claimed));
+        r_status.add(to_string(*e.report));
+        r_result.add(e.result);
+        r_error.add(e.error);
+      }
       out.recorded[i] = true;
     }
-    run_pipelined_locked(writes);
+    if (f_id.size())
+      writes.emplace_back(kFinishMany, Params()
+                                           .add(f_status.str())
+                                           .add(f_exec.str())
+                                           .add(f_attempts.str())
+                                           .add(f_result.str())
+                                           .add(f_error.str())
+                                           .add(f_planned.str())
+                                           .add(f_id.str())
+                                           .add(f_ends.str()));
+    if (r_task.size())
+      writes.emplace_back(kReportMany, Params()
+                                           .add(r_task.str())
+                                           .add(r_user.str())
+                                           .add(r_group.str())
+                                           .add(r_status.str())
+                                           .add(r_result.str())
+                                           .add(r_error.str()));
+    if (!items.empty()) tx.commit(writes);
     return out;
   }
 
@@ -1539,6 +1705,7 @@ class PostgresTaskStore final : public TaskStore {
   detail::Mutex mu_;  // the store's connection and what goes with it
   pg::ConnPtr conn_ TP_GUARDED_BY(mu_);
   bool in_tx_ TP_GUARDED_BY(mu_) = false;  // a Tx is open on conn_
+  bool begin_pending_ TP_GUARDED_BY(mu_) = false;  // ... and its BEGIN is not sent yet
   steady::time_point next_connect_ TP_GUARDED_BY(mu_){};
   std::chrono::milliseconds backoff_ TP_GUARDED_BY(mu_){0};
   std::mt19937_64 rng_ TP_GUARDED_BY(mu_){std::random_device{}()};
