@@ -879,11 +879,20 @@ void Dispatcher::stop(std::chrono::milliseconds grace) {
   lk.unlock();
   m.store.interrupt_wait();
   m.thread.join();
-  try {
-    m.store.remove_node(m.opts.owner);  // gone from `taskpool nodes`; another node may lead at once
-    m.leading.store(false);
-  } catch (const std::exception& e) {
-    m.log(std::string("removing this node's row failed: ") + e.what() + "; it ages out");
+  // Gone from `taskpool nodes`; another node may lead at once. A connection lost just before
+  // (the next call reconnects) gets two more tries.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      m.store.remove_node(m.opts.owner);
+      m.leading.store(false);
+      break;
+    } catch (const std::exception& e) {
+      if (attempt == 3) {
+        m.log(std::string("removing this node's row failed: ") + e.what() + "; it ages out");
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(200 * attempt));
+    }
   }
 }
 
