@@ -379,6 +379,24 @@ TEST_P(StoreTest, CommitRoundTripsAwkwardText) {
   EXPECT_EQ(store_->get(queued[0].id)->result, awkward[0]);
 }
 
+// Invariant: a handler's result or error that is not text (a NUL byte, bytes that are not UTF-8)
+// is stored with each bad byte as U+FFFD, on every store, and never fails the commit carrying
+// it: the other outcomes of the same group commit are recorded too.
+TEST_P(StoreTest, OutcomesThatAreNotTextAreStoredAsText) {
+  store_->add_batch({memo(), memo(), memo()});
+  auto c = claim_started("r", 3);
+  ASSERT_EQ(c.size(), 3u);
+  const std::string nul("a\0b", 3), bad = "x\xff\xc3(y", ok = "fine \xc3\xa9";
+  auto res = store_->commit({{&c[0], {.ok = true, .result = nul}},
+                             {&c[1], {.ok = false, .error = bad, .retryable = false}},
+                             {&c[2], {.ok = true, .result = ok}}},
+                            {}, {});
+  EXPECT_EQ(res.recorded, (std::vector<bool>{true, true, true}));
+  EXPECT_EQ(store_->get(c[0].id)->result, "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(store_->get(c[1].id)->last_error, "x\xEF\xBF\xBD\xEF\xBF\xBD(y");
+  EXPECT_EQ(store_->get(c[2].id)->result, ok);
+}
+
 // Invariant: a repeating task returns to waiting on its grid: the next slot is the first grid
 // point after now (no drift; missed slots are not run twice or in a burst).
 TEST_P(StoreTest, RepeatingStaysOnGrid) {

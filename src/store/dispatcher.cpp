@@ -332,8 +332,8 @@ struct Dispatcher::Impl : std::enable_shared_from_this<Dispatcher::Impl> {
   std::size_t claim_room_locked() const TP_REQUIRES(mu) {
     const std::size_t cap = capacity_locked();
     const std::size_t occupying = flights.size() - std::min(flights.size(), done.size());
-    const std::size_t want = workers + opts.prefetch;
-    return cap * 4 >= want || occupying <= 2 * workers ? cap : 0;
+    const std::size_t window = std::min(workers + opts.prefetch, opts.batch);
+    return cap * 4 >= window || occupying <= 2 * workers ? cap : 0;
   }
 
   void loop() {

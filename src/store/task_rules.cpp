@@ -51,31 +51,58 @@ namespace {
   throw std::invalid_argument(std::string(field) + " is not valid UTF-8 text: " + what + " at byte " + std::to_string(at));
 }
 
+// The length of the UTF-8 sequence (not NUL) at s[i], or 0 with *what naming the fault.
+std::size_t valid_at(const std::string& s, std::size_t i, const char** what) {
+  auto c = static_cast<unsigned char>(s[i]);
+  if (c == 0) return *what = "a NUL byte", 0;
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  std::uint32_t cp = 0, min = 0;
+  if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1Fu, min = 0x80;
+  else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0Fu, min = 0x800;
+  else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07u, min = 0x10000;
+  else return *what = "an invalid byte", 0;
+  if (i + n > s.size()) return *what = "a truncated sequence", 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return *what = "a truncated sequence", 0;
+    cp = (cp << 6) | (cc & 0x3Fu);
+  }
+  if (cp < min) return *what = "an overlong encoding", 0;
+  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return *what = "not a Unicode scalar value", 0;
+  return n;
+}
+
 void check_text(const std::string& s, const char* field) {
-  auto bad = [field](std::size_t at, const char* what) { bad_text(field, at, what); };
+  const char* what = "";
   for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c == 0) bad(i, "a NUL byte");
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t n = 0;
-    std::uint32_t cp = 0, min = 0;
-    if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1Fu, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0Fu, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07u, min = 0x10000;
-    else bad_text(field, i, "an invalid byte");
-    if (i + n > s.size()) bad(i, "a truncated sequence");
-    for (std::size_t k = 1; k < n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) bad(i, "a truncated sequence");
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    if (cp < min) bad(i, "an overlong encoding");
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) bad(i, "not a Unicode scalar value");
+    const std::size_t n = valid_at(s, i, &what);
+    if (n == 0) bad_text(field, i, what);
     i += n;
   }
+}
+
+// `s` with each byte that starts no valid sequence (and each NUL) replaced by U+FFFD: a handler's
+// result or error is stored as text on every backend (PostgreSQL refuses such bytes, and one bad
+// outcome must not fail the group commit that carries it).
+std::optional<std::string> as_text(std::optional<std::string> s) {
+  if (!s) return s;
+  const char* what = "";
+  std::size_t i = 0;
+  for (std::size_t n; i < s->size() && (n = valid_at(*s, i, &what)) > 0;) i += n;
+  if (i == s->size()) return s;
+  std::string out = s->substr(0, i);
+  while (i < s->size()) {
+    const std::size_t n = valid_at(*s, i, &what);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(*s, i, n);
+      i += n;
+    }
+  }
+  return out;
 }
 
 // A SAX consumer that accepts every value and keeps the parser's error: checks a payload is
@@ -215,8 +242,8 @@ RunEnd end_of_run(const TaskRecord& claimed, const RunResult& outcome, const Ret
   // A run ends its debounce window (the next arm starts a new one), unless an upsert opened a
   // new window during the run, or the run was only interrupted.
   e.ends_debounce_window = !rearmed && !outcome.interrupted;
-  if (outcome.ok) e.result = outcome.result;
-  else e.error = outcome.error;
+  if (outcome.ok) e.result = as_text(outcome.result);
+  else e.error = as_text(outcome.error);
   e.exec_time = row_exec_time;
   e.attempts = claimed.attempts;  // the runs of this occurrence stay visible (#11.9)
   if (outcome.interrupted && !outcome.ok) {

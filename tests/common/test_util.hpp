@@ -59,11 +59,13 @@ class Arrivals {
 };
 
 // Polls `pred` until it holds; false after `limit` (a hang guard, not a timing assertion).
+// Between polls it sleeps 1 ms: a predicate that reads the store takes the store's mutex, and
+// polling it back to back starved the threads under test of that mutex (std::mutex is not fair).
 inline bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(60)) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
 }

@@ -188,11 +188,13 @@ CREATE TRIGGER tasks_notify_insert AFTER INSERT ON tasks FOR EACH STATEMENT EXEC
     // (every update of a row that changes an indexed column adds one to each index it is in).
     // Pages are filled to half by inserts: a run's start (attempts only) then finds room on its
     // row's page and is a HOT update, no index entries (about 90% of starts in the bench, 20%
-    // with full pages); the table even ends smaller (fewer rows moved to other pages).
+    // with full pages); the table even ends smaller (fewer rows moved to other pages). Existing
+    // pages keep their fill until rewritten. The index is built before the old one is dropped:
+    // the build blocks only writers, DROP INDEX everyone, for a moment at the end.
     R"sql(
-DROP INDEX tasks_updated;
 CREATE INDEX tasks_ended ON tasks (updated_time) WHERE task_status IN ('done', 'failed', 'cancelled');
 ALTER TABLE tasks SET (fillfactor = 50);
+DROP INDEX tasks_updated;
 )sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
@@ -420,10 +422,11 @@ const char* const kSql[kQueryCount] = {
     "WHERE heartbeat >= " TP_NOW_MS " - $1::bigint ORDER BY owner",
     // kNow: the database clock (a cron task's first instant).
     "SELECT " TP_NOW_MS,
-    // kListDesc, kMatchIdsDesc: kList and kMatchIds newest first.
+    // kListDesc, kMatchIdsDesc: kList and kMatchIds newest first. The newest matches are chosen
+    // first and locked in id order, as every multi-row locker does (no deadlock cycle).
     "SELECT " TP_COLS " FROM tasks WHERE " TP_LIST_FILTER " ORDER BY id DESC LIMIT $10",
-    "SELECT id FROM tasks WHERE " TP_LIST_FILTER " AND task_status = ANY($11::text[]) ORDER BY id DESC LIMIT $10 "
-    "FOR UPDATE",
+    "SELECT id FROM tasks WHERE " TP_LIST_FILTER " AND task_status = ANY($11::text[]) AND id IN (SELECT id FROM tasks "
+    "WHERE " TP_LIST_FILTER " AND task_status = ANY($11::text[]) ORDER BY id DESC LIMIT $10) ORDER BY id FOR UPDATE",
     // kTaskReports: one task's newest reports first.
     "SELECT id, task_id, report_user_id, report_group_id, status, result, error, created_time, acked_time "
     "FROM reports WHERE task_id = $1 ORDER BY id DESC LIMIT $2",
@@ -460,12 +463,14 @@ const char* const kSql[kQueryCount] = {
     "$11::text[], $12::bigint[], $13::int[], $14::text[], $15::text[], $16::text[]) AS u(id, creator_id, group_id, "
     "task_type, by_plugin, exec_task, payload, exec_time, task_level, report_user_id, report_group_id, repeat_every, "
     "max_attempts, report_on, cron, tz)",
-    // kClaimRows ($1 ids, ascending): kClaimRow for a group commit's completed claims, locked in
-    // id order (two nodes committing at once lock in the same order: no deadlock). Rows whose
-    // claim_token no longer matches are left out by the caller (and stay locked until the end
-    // of the transaction, harmlessly). = ANY keeps the plan an index scan on the key.
-    "SELECT id, claim_token, task_status = 'running', lease_owner IS NOT NULL, revision, exec_time, " TP_NOW_MS
-    " FROM tasks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+    // kClaimRows ($1 ids, $2 claim tokens): every row a group commit writes (its completed claims
+    // and the claims it starts), locked in one pass in id order, and only where the claim is
+    // still the caller's (the token matches). Every multi-row locker takes rows in id order, and
+    // a commit locks nothing beyond its own claims: a stale commit, or one racing a bulk cancel,
+    // cannot deadlock the current owner's (the statements that follow touch only these rows).
+    "SELECT t.id, t.claim_token, t.task_status = 'running', t.lease_owner IS NOT NULL, t.revision, t.exec_time, " TP_NOW_MS
+    " FROM tasks AS t JOIN unnest($1::bigint[], $2::bigint[]) AS s(id, tok) ON t.id = s.id AND t.claim_token = s.tok "
+    "ORDER BY t.id FOR UPDATE OF t",
     // kStartMany ($1 ids, $2 claim tokens): a run starts (attempts + 1) where its claim is still
     // held (the token matches, still running); the rows started.
     "UPDATE tasks AS t SET attempts = t.attempts + 1 FROM unnest($1::bigint[], $2::bigint[]) AS s(id, tok) "
@@ -1396,26 +1401,29 @@ class PostgresTaskStore final : public TaskStore {
   CommitResult commit_locked(Tx& tx, const std::vector<Completion>& items, const RetryPolicy& retry,
                              const std::vector<TaskRecord*>& start, std::vector<std::int64_t>& attempts)
       TP_REQUIRES(mu_) {
-    std::vector<std::int64_t> claim_ids;
-    claim_ids.reserve(items.size());
-    for (const Completion& c : items) claim_ids.push_back(c.claimed->id);
-    std::sort(claim_ids.begin(), claim_ids.end());
-    claim_ids.erase(std::unique(claim_ids.begin(), claim_ids.end()), claim_ids.end());
-    // The starts in id order too (their row locks are taken in the order the join meets them).
-    std::vector<std::size_t> by_id(start.size());
-    for (std::size_t i = 0; i < by_id.size(); ++i) by_id[i] = i;
-    std::sort(by_id.begin(), by_id.end(), [&](std::size_t a, std::size_t b) { return start[a]->id < start[b]->id; });
+    // Every claim this commit writes, (id, token), locked first and in id order (kClaimRows).
+    std::vector<std::pair<std::int64_t, std::int64_t>> claims;
+    claims.reserve(items.size() + start.size());
+    for (const Completion& c : items) claims.emplace_back(c.claimed->id, c.claimed->claim_token);
+    for (const TaskRecord* t : start) claims.emplace_back(t->id, t->claim_token);
+    std::sort(claims.begin(), claims.end());
+    claims.erase(std::unique(claims.begin(), claims.end()), claims.end());
     Batch first;
-    if (!claim_ids.empty()) {
-      pg::ArrayLiteral ids;
-      for (std::int64_t id : claim_ids) ids.add(id);
-      first.emplace_back(kClaimRows, Params().add(ids.str()));
-    }
-    if (!start.empty()) {
+    if (!items.empty()) {  // a start-only commit locks through its UPDATE alone
       pg::ArrayLiteral ids, toks;
-      for (std::size_t i : by_id) {
-        ids.add(start[i]->id);
-        toks.add(start[i]->claim_token);
+      for (const auto& [id, tok] : claims) {
+        ids.add(id);
+        toks.add(tok);
+      }
+      first.emplace_back(kClaimRows, Params().add(ids.str()).add(toks.str()));
+    }
+    if (!start.empty()) {  // in id order too: a start-only commit locks in the order the join meets them
+      std::vector<const TaskRecord*> by_id(start.begin(), start.end());
+      std::sort(by_id.begin(), by_id.end(), [](const TaskRecord* a, const TaskRecord* b) { return a->id < b->id; });
+      pg::ArrayLiteral ids, toks;
+      for (const TaskRecord* t : by_id) {
+        ids.add(t->id);
+        toks.add(t->claim_token);
       }
       first.emplace_back(kStartMany, Params().add(ids.str()).add(toks.str()));
     }
@@ -1438,7 +1446,7 @@ class PostgresTaskStore final : public TaskStore {
     }
     // Row of each locked id: (running, leased, revision, exec_time, now) at its token.
     std::map<std::int64_t, int> row_of;
-    const Result* rows = claim_ids.empty() ? nullptr : &rs.front();
+    const Result* rows = items.empty() ? nullptr : &rs.front();
     if (rows)
       for (int k = 0; k < rows->rows(); ++k) row_of.emplace(rows->i64(k, 0), k);
     pg::ArrayLiteral f_status, f_exec, f_attempts, f_result, f_error, f_planned, f_id, f_ends;
